@@ -1,0 +1,1 @@
+"""stockml: point-in-time daily forecasting of Chinese A-shares (the library; never imports Prefect)."""

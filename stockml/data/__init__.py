@@ -1,0 +1,1 @@
+"""Data sources (demo, local, tushare), tushare-format normalisation and the market-data container."""

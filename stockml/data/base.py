@@ -1,0 +1,82 @@
+"""One interface for every data source, and the container of the tables it returns."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+import pandas as pd
+
+# Optional tables, in the order runs report them.
+OPTIONAL_TABLES = ("adj_factor", "index_daily", "stock_basic", "macro", "sentiment", "trade_cal")
+
+
+@dataclass(frozen=True)
+class MarketData:
+    """The tables one fetch returns, in canonical column names (see :mod:`stockml.columns`).
+
+    Frames straight from a source still carry the provenance columns ``source_file`` and
+    ``source_row`` and may hold unparsed strings; :func:`stockml.validation.validate_market_data`
+    parses and checks them and drops provenance. ``None`` means the source has no such table.
+    """
+
+    bars: pd.DataFrame
+    adj_factor: pd.DataFrame | None = None
+    index_daily: pd.DataFrame | None = None
+    stock_basic: pd.DataFrame | None = None
+    macro: pd.DataFrame | None = None
+    sentiment: pd.DataFrame | None = None
+    trade_cal: pd.DataFrame | None = None
+    # Problems found while reading (empty file, missing column), reported with validation failures.
+    read_errors: tuple[ReadError, ...] = field(default=())
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """Present tables by name, bars first."""
+        out = {"bars": self.bars}
+        for name in OPTIONAL_TABLES:
+            frame = getattr(self, name)
+            if frame is not None:
+                out[name] = frame
+        return out
+
+    def tables_used(self) -> list[str]:
+        return list(self.tables())
+
+    def with_tables(self, **tables: pd.DataFrame | None) -> MarketData:
+        return replace(self, **tables)
+
+
+@dataclass(frozen=True)
+class ReadError:
+    """A problem found before validation could run: the file, and what is wrong with it."""
+
+    table: str
+    source_file: str
+    check: str
+    column: str | None = None
+    row: int | None = None
+    value: str | None = None
+
+
+class DataSource(Protocol):
+    """What every source offers. Dates are inclusive; ``symbols=None`` means the whole universe."""
+
+    name: str
+
+    def fetch(self, start: dt.date, end: dt.date, symbols: Sequence[str] | None = None) -> MarketData:
+        """Every table the source has for the range, as raw canonical frames with provenance."""
+        ...
+
+    def trading_days(self, start: dt.date, end: dt.date) -> list[dt.date]:
+        """Open trading days in the range, ascending."""
+        ...
+
+    def index_constituents(self, index_code: str) -> list[str]:
+        """ts_codes of an index's members (empty when the source does not know the index)."""
+        ...
+
+
+class FatalSourceError(RuntimeError):
+    """A source error that retrying cannot fix (bad credentials, exhausted quota, missing folder)."""

@@ -1,0 +1,128 @@
+"""The ``local`` source: a folder of files in tushare's own formats (see the README's data section).
+
+Layout (CSV or parquet, rows in any order):
+``daily/<anything>.csv`` (one file per ts_code, or several) or one combined ``daily.csv``;
+optional ``adj_factor.csv``, ``index_daily.csv``, ``stock_basic.csv``, ``sentiment.csv`` and
+``macro/*.csv`` (wide: a ``month``/``date``/``workTime`` column plus any number of value columns).
+The trading calendar is the set of dates present in the bars.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from stockml.data.base import MarketData, ReadError
+from stockml.data.normalize import normalize_frame
+from stockml.schemas import REQUIRED
+
+_SUFFIXES = (".csv", ".parquet")
+# Read code and date columns as text so leading zeros and formats survive for the gate.
+_TEXT_COLUMNS = {c: str for c in ("ts_code", "con_code", "trade_date", "cal_date", "list_date",
+                                  "delist_date", "month", "date", "workTime", "index_code")}
+_DATE_FILTERED = {"bars", "adj_factor", "index_daily", "sentiment"}
+
+
+def _files(root: Path, stem: str) -> list[Path]:
+    """Files of one table: ``stem/*.csv|parquet`` or ``stem.csv|parquet``."""
+    folder = root / stem
+    if folder.is_dir():
+        return sorted(p for p in folder.iterdir() if p.suffix in _SUFFIXES and not p.name.startswith("."))
+    return [root / f"{stem}{s}" for s in _SUFFIXES if (root / f"{stem}{s}").is_file()]
+
+
+def _read_file(path: Path) -> pd.DataFrame:
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    return pd.read_csv(path, dtype=_TEXT_COLUMNS, encoding="utf-8-sig")
+
+
+def read_table(table: str, paths: list[Path]) -> tuple[pd.DataFrame | None, list[ReadError]]:
+    """Read and normalise every file of a table; report empty files and missing required columns."""
+    frames: list[pd.DataFrame] = []
+    errors: list[ReadError] = []
+    for path in paths:
+        try:
+            raw = _read_file(path)
+        except pd.errors.EmptyDataError:
+            raw = pd.DataFrame()
+        if raw.empty:
+            errors.append(ReadError(table, str(path), "empty file"))
+            continue
+        frame = normalize_frame(table, raw, str(path))
+        missing = [c for c in REQUIRED[table] if c not in frame.columns]
+        if missing:
+            errors.extend(ReadError(table, str(path), "column_in_dataframe", column=c) for c in missing)
+            continue
+        frames.append(frame)
+    if not frames:
+        return None, errors
+    return pd.concat(frames, ignore_index=True), errors
+
+
+@dataclass
+class LocalSource:
+    """Reads a folder once (lazily) and serves any date range and symbol subset from it."""
+
+    root: Path
+    name: str = "local"
+    _cache: MarketData | None = field(default=None, repr=False)
+
+    def _load(self) -> MarketData:
+        if self._cache is not None:
+            return self._cache
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"local source folder {self.root} does not exist")
+        stems = {"bars": "daily", "adj_factor": "adj_factor", "index_daily": "index_daily",
+                 "stock_basic": "stock_basic", "sentiment": "sentiment", "macro": "macro"}
+        tables: dict[str, pd.DataFrame | None] = {}
+        errors: list[ReadError] = []
+        for table, stem in stems.items():
+            tables[table], table_errors = read_table(table, _files(self.root, stem))
+            errors.extend(table_errors)
+        if tables["bars"] is None and not errors:
+            raise FileNotFoundError(
+                f"no daily bars in {self.root}: expected daily/<ts_code>.csv files or a daily.csv file"
+            )
+        bars = tables.pop("bars")
+        if bars is None:
+            bars = pd.DataFrame(columns=list(REQUIRED["bars"]))
+        self._cache = MarketData(bars=bars, read_errors=tuple(errors), **tables)
+        return self._cache
+
+    def fetch(self, start: dt.date, end: dt.date, symbols: Sequence[str] | None = None) -> MarketData:
+        data = self._load()
+        out: dict[str, pd.DataFrame | None] = {}
+        for table, frame in data.tables().items():
+            out[table] = _slice(table, frame, start, end, symbols)
+        return MarketData(read_errors=data.read_errors, **out)
+
+    def trading_days(self, start: dt.date, end: dt.date) -> list[dt.date]:
+        dates = _dates(self._load().bars["trade_date"]).dropna().unique()
+        days = sorted(d.date() for d in pd.DatetimeIndex(dates))
+        return [d for d in days if start <= d <= end]
+
+    def index_constituents(self, index_code: str) -> list[str]:
+        return []
+
+
+def _dates(raw: pd.Series) -> pd.Series:
+    text = raw.astype("string").str.replace("-", "", regex=False)
+    return pd.to_datetime(text, format="%Y%m%d", errors="coerce")
+
+
+def _slice(
+    table: str, frame: pd.DataFrame, start: dt.date, end: dt.date, symbols: Sequence[str] | None
+) -> pd.DataFrame:
+    """Rows in range and universe. Rows whose date cannot be parsed are kept for the gate to report."""
+    keep = pd.Series(True, index=frame.index)
+    if table in _DATE_FILTERED:
+        dates = _dates(frame["trade_date"])
+        keep &= dates.isna() | dates.between(pd.Timestamp(start), pd.Timestamp(end))
+    if symbols is not None and table in _DATE_FILTERED - {"index_daily"}:
+        keep &= frame["ts_code"].isin(list(symbols))
+    return frame[keep]

@@ -1,0 +1,45 @@
+"""Build the configured data source, and resolve a universe against it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+
+from stockml.config import Settings
+from stockml.data.base import DataSource
+
+
+def make_source(settings: Settings) -> DataSource:
+    """The source named by ``settings.source``, configured from its settings section."""
+    if settings.source == "demo":
+        from stockml.data.demo import DemoConfig, DemoSource
+
+        return DemoSource(DemoConfig(**settings.demo))
+    if settings.source == "local":
+        from stockml.data.local import LocalSource
+
+        if settings.local_dir is None:
+            raise ValueError("source 'local' needs local_dir (STOCKML_LOCAL_DIR or --data-source-dir)")
+        return LocalSource(settings.local_dir)
+    from stockml.data.tushare_source import TushareConfig, TushareSource
+
+    return TushareSource(TushareConfig(**settings.tushare))
+
+
+def source_id(settings: Settings) -> str:
+    """Identifies what a source would return, so a resumed job knows it reads the same thing."""
+    detail: object = {"demo": settings.demo, "local": str(settings.local_dir), "tushare": None}[settings.source]
+    digest = hashlib.sha256(json.dumps(detail, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return f"{settings.source}:{digest}"
+
+
+def resolve_universe(source: DataSource, spec: Sequence[str]) -> list[str] | None:
+    """ts_codes of a universe given as codes and/or index codes; empty spec -> None (everything)."""
+    if not spec:
+        return None
+    codes: list[str] = []
+    for item in spec:
+        members = source.index_constituents(item)
+        codes.extend(members if members else [item])
+    return sorted(set(codes))

@@ -1,0 +1,111 @@
+"""Ingestion steps: plan chunks, validate a fetched batch, write it to the lake, record the manifest.
+
+Each step is a plain function so that Prefect tasks (``tasks/ingest.py``) can wrap them one to one.
+Resuming: every chunk written by a backfill job gets a manifest entry carrying the job id; a rerun of
+the same job skips those chunks until the job is recorded as done.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from stockml.data.base import MarketData
+from stockml.lake import Lake, UpsertResult, frame_hash
+from stockml.validation import DataValidationError, validate_market_data
+
+
+@dataclass(frozen=True)
+class Chunk:
+    start: dt.date
+    end: dt.date
+
+
+def plan_chunks(start: dt.date, end: dt.date, chunk_days: int) -> list[Chunk]:
+    """Consecutive calendar chunks of at most ``chunk_days`` days covering [start, end]."""
+    if end < start:
+        raise ValueError(f"end {end} is before start {start}")
+    chunks, lo = [], start
+    while lo <= end:
+        hi = min(lo + dt.timedelta(days=chunk_days - 1), end)
+        chunks.append(Chunk(lo, hi))
+        lo = hi + dt.timedelta(days=1)
+    return chunks
+
+
+def job_id(source_id: str, start: dt.date, end: dt.date, symbols: Sequence[str] | None) -> str:
+    """A stable id for one backfill request: the same arguments resume the same job."""
+    payload = json.dumps([source_id, str(start), str(end), sorted(symbols) if symbols else None])
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def done_chunks(lake: Lake, job: str) -> set[tuple[str, str]]:
+    """Chunks this job already wrote since its last completion."""
+    done: set[tuple[str, str]] = set()
+    for entry in lake.manifest():
+        if entry.get("job") != job:
+            continue
+        if entry.get("kind") == "job_done":
+            done = set()
+        elif entry.get("kind") == "chunk":
+            done.add((entry["start"], entry["end"]))
+    return done
+
+
+def validate_batch(data: MarketData, today: dt.date, report_dir: Path, label: str) -> MarketData:
+    """Parse and check every table; on any failure write the full report and raise, writing nothing."""
+    clean, report = validate_market_data(data, today)
+    if not report.ok:
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+        path = report.write(report_dir / f"validation_{label}_{stamp}.csv")
+        raise DataValidationError(report, path)
+    return clean
+
+
+def write_batch(lake: Lake, clean: MarketData) -> list[UpsertResult]:
+    """Upsert every table of a validated batch."""
+    with lake.lock():
+        return [lake.upsert(table, frame) for table, frame in clean.tables().items() if not frame.empty]
+
+
+def record_chunk(
+    lake: Lake, *, job: str, source: str, chunk: Chunk, clean: MarketData, results: list[UpsertResult]
+) -> dict:
+    """Append the manifest entry of one written chunk (its lineage) and return it."""
+    entry = {
+        "kind": "chunk",
+        "job": job,
+        "source": source,
+        "start": str(chunk.start),
+        "end": str(chunk.end),
+        "recorded_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "tables": {
+            r.table: {
+                "rows": r.rows_in,
+                "inserted": r.inserted,
+                "updated": r.updated,
+                "content_hash": frame_hash(r.table, getattr(clean, r.table)),
+            }
+            for r in results
+        },
+    }
+    lake.append_manifest(entry)
+    return entry
+
+
+def record_job_done(lake: Lake, *, job: str, source: str, start: dt.date, end: dt.date) -> dict:
+    entry = {
+        "kind": "job_done",
+        "job": job,
+        "source": source,
+        "start": str(start),
+        "end": str(end),
+        "recorded_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "table_hashes": {t: lake.table_hash(t) for t in lake.tables()},
+    }
+    lake.append_manifest(entry)
+    return entry

@@ -1,0 +1,195 @@
+"""The parquet store: one dataset per table under the lake root, upserts, and the ingest manifest.
+
+Layout: ``<root>/<table>/<YYYY-MM>.parquet`` for daily tables (a file per month of ``trade_date``)
+and ``<root>/<table>/all.parquet`` for the others, so ``pyarrow.dataset.dataset(<root>/bars)``,
+``pandas.read_parquet`` and DuckDB read a table directly. Writes go to a hidden temporary file in
+the same folder and are renamed over the old one, so a run killed at any moment leaves every file
+either wholly old or wholly new. The manifest (``<root>/manifest.jsonl``) records each ingest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import hashlib
+import json
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+
+from stockml.columns import TABLE_KEYS, TABLE_TIME_COL, TS_CODE
+
+MANIFEST = "manifest.jsonl"
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    table: str
+    rows_in: int
+    inserted: int
+    updated: int
+    files_written: int
+
+
+def frame_hash(table: str, frame: pd.DataFrame) -> str:
+    """A content hash of a table's rows, independent of their order."""
+    ordered = frame.sort_values(list(TABLE_KEYS[table]), kind="stable").reset_index(drop=True)
+    digest = hashlib.sha256(pd.util.hash_pandas_object(ordered, index=False).to_numpy().tobytes())
+    digest.update(",".join(map(str, ordered.columns)).encode())
+    return digest.hexdigest()[:16]
+
+
+def _partition(table: str, frame: pd.DataFrame) -> pd.Series:
+    time_col = TABLE_TIME_COL[table]
+    if time_col is None:
+        return pd.Series("all", index=frame.index)
+    return frame[time_col].dt.strftime("%Y-%m")
+
+
+def _write_atomic(frame: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    pq.write_table(table, tmp)
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _merge(old: pd.DataFrame | None, new: pd.DataFrame, keys: list[str]) -> tuple[pd.DataFrame, int, int]:
+    """New rows win on key clashes. Returns the merged frame, rows inserted and rows changed."""
+    new = new.drop_duplicates(keys, keep="last")
+    if old is None or old.empty:
+        return new.sort_values(keys).reset_index(drop=True), len(new), 0
+    joined = new.merge(old, on=keys, how="left", suffixes=("", "__old"), indicator=True)
+    seen = (joined["_merge"] == "both").to_numpy()
+    changed = pd.Series(set(new.columns) != set(old.columns), index=joined.index)
+    for column in (c for c in new.columns if c in old.columns and c not in keys):
+        a, b = joined[column], joined[f"{column}__old"]
+        changed |= ~((a == b) | (a.isna() & b.isna()))
+    inserted, updated = int((~seen).sum()), int((changed.to_numpy() & seen).sum())
+    if inserted == 0 and updated == 0:
+        return old, 0, 0
+    untouched = old.merge(new[keys], on=keys, how="left", indicator=True)["_merge"] == "left_only"
+    merged = pd.concat([old[untouched.to_numpy()], new], ignore_index=True)
+    return merged.sort_values(keys).reset_index(drop=True), inserted, updated
+
+
+@dataclass(frozen=True)
+class Lake:
+    """The local data lake rooted at ``root``."""
+
+    root: Path
+
+    def table_dir(self, table: str) -> Path:
+        return self.root / table
+
+    def files(self, table: str) -> list[Path]:
+        folder = self.table_dir(table)
+        if not folder.is_dir():
+            return []
+        return sorted(p for p in folder.glob("*.parquet") if not p.name.startswith("."))
+
+    def tables(self) -> list[str]:
+        return [t for t in TABLE_KEYS if self.files(t)]
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """One writer at a time (an advisory lock on ``<root>/.lock``)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def upsert(self, table: str, frame: pd.DataFrame) -> UpsertResult:
+        """Insert new keys and replace changed rows; a partition whose content is unchanged is not rewritten."""
+        keys = list(TABLE_KEYS[table])
+        folder = self.table_dir(table)
+        folder.mkdir(parents=True, exist_ok=True)
+        inserted = updated = written = 0
+        for part, new in frame.groupby(_partition(table, frame), sort=True):
+            path = folder / f"{part}.parquet"
+            old = pd.read_parquet(path) if path.exists() else None
+            merged, ins, upd = _merge(old, new, keys)
+            if ins or upd:
+                _write_atomic(merged, path)
+                written += 1
+            inserted, updated = inserted + ins, updated + upd
+        return UpsertResult(table, len(frame), inserted, updated, written)
+
+    def read(
+        self,
+        table: str,
+        start: dt.date | None = None,
+        end: dt.date | None = None,
+        symbols: Sequence[str] | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """Rows of a table, optionally within [start, end] and a symbol list."""
+        files = self.files(table)
+        if not files:
+            raise FileNotFoundError(f"table {table!r} is not in the lake at {self.root}; ingest it first")
+        time_col = TABLE_TIME_COL[table]
+        if time_col is not None:
+            lo = f"{start:%Y-%m}" if start else ""
+            hi = f"{end:%Y-%m}" if end else "9999"
+            files = [f for f in files if lo <= f.stem <= hi]
+        dataset = pads.dataset([str(f) for f in files], format="parquet")
+        expr = None
+        if time_col is not None and start is not None:
+            expr = pads.field(time_col) >= pa.scalar(pd.Timestamp(start), type=pa.timestamp("ns"))
+        if time_col is not None and end is not None:
+            cond = pads.field(time_col) <= pa.scalar(pd.Timestamp(end), type=pa.timestamp("ns"))
+            expr = cond if expr is None else expr & cond
+        if symbols is not None and TS_CODE in TABLE_KEYS[table]:
+            cond = pads.field(TS_CODE).isin(list(symbols))
+            expr = cond if expr is None else expr & cond
+        result = dataset.to_table(filter=expr, columns=list(columns) if columns else None)
+        return result.to_pandas().reset_index(drop=True)
+
+    def table_hash(self, table: str) -> str:
+        """A hash of the table's files' bytes: equal hashes mean equal stored content."""
+        digest = hashlib.sha256()
+        for path in self.files(table):
+            digest.update(path.name.encode())
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+        return digest.hexdigest()[:16]
+
+    # --- manifest ---------------------------------------------------------------------------
+    def manifest(self) -> list[dict]:
+        path = self.root / MANIFEST
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def append_manifest(self, entry: dict) -> None:
+        """Append one entry, atomically (rewrite aside, then rename)."""
+        path = self.root / MANIFEST
+        lines = path.read_text() if path.exists() else ""
+        tmp = path.with_name(f".{MANIFEST}.{os.getpid()}.tmp")
+        tmp.write_text(lines + json.dumps(entry, ensure_ascii=False, sort_keys=True, default=str) + "\n")
+        os.replace(tmp, path)
+
+
+def lake_summary(lake: Lake) -> dict:
+    """What the lake holds: tables, bars, symbols and date range (read from the bars' keys only)."""
+    summary: dict = {"root": str(lake.root), "tables": lake.tables(), "bars": 0, "symbols": 0}
+    summary.update(first_date=None, last_date=None)
+    if "bars" in summary["tables"]:
+        keys = lake.read("bars", columns=["ts_code", "trade_date"])
+        summary.update(
+            bars=len(keys),
+            symbols=int(keys["ts_code"].nunique()),
+            first_date=str(keys["trade_date"].min().date()),
+            last_date=str(keys["trade_date"].max().date()),
+        )
+    return summary

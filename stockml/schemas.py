@@ -1,0 +1,132 @@
+"""Pandera schemas of the lake tables, defined once.
+
+Schemas see frames whose values were already parsed by :func:`stockml.validation.parse_table`
+(unparseable cells are reported there), so every check here is about values, not formats.
+Schemas are built by functions because "not in the future" depends on the run's date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pandera.pandas as pa
+
+TS_CODE_PATTERN = r"^\d{6}\.(SH|SZ|BJ)$"
+# stock_basic also lists long-delisted securities under tushare's legacy codes (e.g. TS0018.SH);
+# they are reference rows, never bars, so the sector table accepts them.
+LEGACY_CODE_PATTERN = r"^[0-9A-Z]{6}\.(SH|SZ|BJ)$"
+
+# Column -> parsed kind, per table: what parse_table converts before the schema runs.
+NUMERIC = "numeric"
+DATE = "date"
+TEXT = "text"
+TABLE_TYPES: dict[str, dict[str, str]] = {
+    "bars": {
+        "ts_code": TEXT, "trade_date": DATE, "open": NUMERIC, "high": NUMERIC, "low": NUMERIC,
+        "close": NUMERIC, "pre_close": NUMERIC, "change": NUMERIC, "pct_chg": NUMERIC,
+        "vol": NUMERIC, "amount": NUMERIC,
+    },
+    "adj_factor": {"ts_code": TEXT, "trade_date": DATE, "adj_factor": NUMERIC},
+    "index_daily": {
+        "ts_code": TEXT, "trade_date": DATE, "open": NUMERIC, "high": NUMERIC, "low": NUMERIC,
+        "close": NUMERIC, "pre_close": NUMERIC, "pct_chg": NUMERIC, "vol": NUMERIC, "amount": NUMERIC,
+    },
+    "stock_basic": {"ts_code": TEXT, "name": TEXT, "industry": TEXT, "list_date": DATE, "delist_date": DATE},
+    "sentiment": {"ts_code": TEXT, "trade_date": DATE, "score": NUMERIC},
+    "macro": {"table": TEXT, "series": TEXT, "freq": TEXT, "period_end": DATE, "value": NUMERIC},
+    "trade_cal": {"exchange": TEXT, "cal_date": DATE, "is_open": NUMERIC},
+}
+# Columns a file must have; the others are optional and become NaN when absent.
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "bars": ("ts_code", "trade_date", "open", "high", "low", "close", "vol", "amount"),
+    "adj_factor": ("ts_code", "trade_date", "adj_factor"),
+    "index_daily": ("ts_code", "trade_date", "close"),
+    "stock_basic": ("ts_code",),
+    "sentiment": ("ts_code", "trade_date", "score"),
+    "macro": ("table", "series", "freq", "period_end", "value"),
+    "trade_cal": ("exchange", "cal_date", "is_open"),
+}
+
+
+def _code(pattern: str = TS_CODE_PATTERN) -> pa.Column:
+    return pa.Column(str, pa.Check.str_matches(pattern), nullable=False)
+
+
+def _day(today: dt.date, nullable: bool = False) -> pa.Column:
+    return pa.Column(
+        "datetime64[ns]", pa.Check.le(pd.Timestamp(today), error="not in the future"), nullable=nullable
+    )
+
+
+def _num(*checks: pa.Check, nullable: bool = True) -> pa.Column:
+    return pa.Column(float, list(checks), nullable=nullable)
+
+
+def _ohlc_checks() -> list[pa.Check]:
+    # Element-wise frame checks so the report names each failing row. NaN rows are reported by
+    # the column checks, so they pass here.
+    return [
+        pa.Check(lambda d: ~(d["low"] > d["open"]), error="low <= open", name="low_le_open"),
+        pa.Check(lambda d: ~(d["low"] > d["close"]), error="low <= close", name="low_le_close"),
+        pa.Check(lambda d: ~(d["open"] > d["high"]), error="open <= high", name="open_le_high"),
+        pa.Check(lambda d: ~(d["close"] > d["high"]), error="close <= high", name="close_le_high"),
+        pa.Check(lambda d: ~(d["low"] > d["high"]), error="low <= high", name="low_le_high"),
+    ]
+
+
+def table_schema(table: str, today: dt.date) -> pa.DataFrameSchema:
+    """The schema of one lake table, judged as of ``today``."""
+    positive = pa.Check.gt(0)
+    non_negative = pa.Check.ge(0)
+    if table in ("bars", "index_daily"):
+        required_price = table == "bars"
+        columns = {
+            "ts_code": _code(),
+            "trade_date": _day(today),
+            "open": _num(positive, nullable=not required_price),
+            "high": _num(positive, nullable=not required_price),
+            "low": _num(positive, nullable=not required_price),
+            "close": _num(positive, nullable=False),
+            "pre_close": _num(positive),
+            "pct_chg": _num(),
+            "vol": _num(non_negative, nullable=not required_price),
+            "amount": _num(non_negative, nullable=not required_price),
+        }
+        if table == "bars":
+            columns["change"] = _num()
+        return pa.DataFrameSchema(
+            columns, checks=_ohlc_checks(), unique=["ts_code", "trade_date"], name=table, strict=False
+        )
+    if table == "adj_factor":
+        columns = {"ts_code": _code(), "trade_date": _day(today), "adj_factor": _num(positive, nullable=False)}
+        return pa.DataFrameSchema(columns, unique=["ts_code", "trade_date"], name=table, strict=False)
+    if table == "sentiment":
+        columns = {"ts_code": _code(), "trade_date": _day(today), "score": _num(nullable=False)}
+        return pa.DataFrameSchema(columns, unique=["ts_code", "trade_date"], name=table, strict=False)
+    if table == "stock_basic":
+        columns = {
+            "ts_code": _code(LEGACY_CODE_PATTERN),
+            "name": pa.Column(str, nullable=True),
+            "industry": pa.Column(str, nullable=True),
+            "list_date": _day(today, nullable=True),
+            "delist_date": pa.Column("datetime64[ns]", nullable=True),
+        }
+        return pa.DataFrameSchema(columns, unique=["ts_code"], name=table, strict=False)
+    if table == "macro":
+        columns = {
+            "table": pa.Column(str, pa.Check.str_length(min_value=1), nullable=False),
+            "series": pa.Column(str, pa.Check.str_length(min_value=1), nullable=False),
+            "freq": pa.Column(str, pa.Check.isin(["M", "D"]), nullable=False),
+            "period_end": _day(today),
+            "value": _num(nullable=False),
+        }
+        return pa.DataFrameSchema(columns, unique=["table", "series", "period_end"], name=table, strict=False)
+    if table == "trade_cal":
+        columns = {
+            "exchange": pa.Column(str, nullable=False),
+            "cal_date": pa.Column("datetime64[ns]", nullable=False),
+            "is_open": _num(pa.Check.isin([0.0, 1.0]), nullable=False),
+        }
+        return pa.DataFrameSchema(columns, unique=["exchange", "cal_date"], name=table, strict=False)
+    raise KeyError(f"no schema for table {table!r}")

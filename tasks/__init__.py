@@ -1,0 +1,1 @@
+"""Prefect tasks: thin wrappers over ``stockml`` functions that add retries, caching and logging."""
