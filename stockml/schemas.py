@@ -63,16 +63,23 @@ def _num(*checks: pa.Check, nullable: bool = True) -> pa.Column:
     return pa.Column(float, list(checks), nullable=nullable)
 
 
+# Row-wise price rules: check name -> (lower column, upper column).
+OHLC_RULES: dict[str, tuple[str, str]] = {
+    "low <= open": ("low", "open"),
+    "low <= close": ("low", "close"),
+    "open <= high": ("open", "high"),
+    "close <= high": ("close", "high"),
+    "low <= high": ("low", "high"),
+}
+
+
 def _ohlc_checks() -> list[pa.Check]:
     # Element-wise frame checks so the report names each failing row. NaN rows are reported by
     # the column checks, so they pass here.
-    return [
-        pa.Check(lambda d: ~(d["low"] > d["open"]), error="low <= open", name="low_le_open"),
-        pa.Check(lambda d: ~(d["low"] > d["close"]), error="low <= close", name="low_le_close"),
-        pa.Check(lambda d: ~(d["open"] > d["high"]), error="open <= high", name="open_le_high"),
-        pa.Check(lambda d: ~(d["close"] > d["high"]), error="close <= high", name="close_le_high"),
-        pa.Check(lambda d: ~(d["low"] > d["high"]), error="low <= high", name="low_le_high"),
-    ]
+    def rule(lo: str, hi: str, name: str) -> pa.Check:
+        return pa.Check(lambda d: ~(d[lo] > d[hi]), error=name, name=name)
+
+    return [rule(lo, hi, name) for name, (lo, hi) in OHLC_RULES.items()]
 
 
 def table_schema(table: str, today: dt.date) -> pa.DataFrameSchema:

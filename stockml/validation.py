@@ -17,7 +17,7 @@ import pandera.pandas as pa
 
 from stockml.columns import SOURCE_FILE, SOURCE_ROW
 from stockml.data.base import MarketData, ReadError
-from stockml.schemas import DATE, NUMERIC, REQUIRED, TABLE_TYPES, table_schema
+from stockml.schemas import DATE, NUMERIC, OHLC_RULES, REQUIRED, TABLE_TYPES, table_schema
 
 REPORT_COLUMNS = ["table", "source_file", "row", "column", "check", "value"]
 
@@ -132,18 +132,28 @@ def _schema_failures(
     files = parsed[SOURCE_FILE] if SOURCE_FILE in parsed else pd.Series("?", index=parsed.index)
     rows = parsed[SOURCE_ROW] + 1 if SOURCE_ROW in parsed else pd.Series(np.nan, index=parsed.index)
     out: list[dict] = []
+    reported_rules: set[tuple[int, str]] = set()
     for case in cases.itertuples():
         idx = case.index
         column = case.column if case.column != table else None
+        check = str(case.check)
         if column in missing:
             continue
         if idx is None or pd.isna(idx):
-            out.append(_failure(table, "*", None, column, str(case.check), case.failure_case))
+            out.append(_failure(table, "*", None, column, check, case.failure_case))
             continue
         i = int(idx)
+        if check in OHLC_RULES:  # a row rule: one failure naming both columns, not one per column
+            if (i, check) in reported_rules:
+                continue
+            reported_rules.add((i, check))
+            lo, hi = OHLC_RULES[check]
+            value = f"{lo}={parsed[lo].iat[i]}, {hi}={parsed[hi].iat[i]}"
+            out.append(_failure(table, files.iat[i], rows.iat[i], f"{lo},{hi}", check, value))
+            continue
         if (column, rows.iat[i], files.iat[i]) in unparsed:
             continue  # already reported as unparseable
-        out.append(_failure(table, files.iat[i], rows.iat[i], column, str(case.check), case.failure_case))
+        out.append(_failure(table, files.iat[i], rows.iat[i], column, check, case.failure_case))
     return out
 
 
