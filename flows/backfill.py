@@ -55,7 +55,6 @@ def backfill(
         "lake": lake_summary(lake),
         "seconds": round(time.perf_counter() - began, 1),
     }
-    print(format_summary(summary))
     return summary
 
 
@@ -87,7 +86,7 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = _parse_args(argv)
-    backfill(
+    summary = backfill(
         start=args.start,
         end=args.end,
         source=args.source,
@@ -96,6 +95,7 @@ def main(argv: list[str] | None = None) -> None:
         local_dir=args.local_dir,
         chunk_days=args.chunk_days,
     )
+    print(format_summary(summary))
 
 
 if __name__ == "__main__":
