@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pads
@@ -47,15 +48,18 @@ def frame_hash(table: str, frame: pd.DataFrame) -> str:
 
 
 def _partition(table: str, frame: pd.DataFrame) -> pd.Series:
+    """Partition label of each row: ``YYYY-MM`` of the time column, or ``all``."""
     time_col = TABLE_TIME_COL[table]
     if time_col is None:
         return pd.Series("all", index=frame.index)
-    return frame[time_col].dt.strftime("%Y-%m")
+    months = frame[time_col].dt.year * 100 + frame[time_col].dt.month  # int arithmetic, not strftime
+    labels = {m: f"{m // 100:04d}-{m % 100:02d}" for m in months.unique()}
+    return months.map(labels)
 
 
-def _write_atomic(frame: pd.DataFrame, path: Path) -> None:
+def _write_atomic(frame: pd.DataFrame | pa.Table, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
     pq.write_table(table, tmp)
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
@@ -115,11 +119,21 @@ class Lake:
         keys = list(TABLE_KEYS[table])
         folder = self.table_dir(table)
         folder.mkdir(parents=True, exist_ok=True)
+        new = frame.drop_duplicates(keys, keep="last")
+        new = new.assign(_part=_partition(table, new)).sort_values(["_part", *keys], kind="stable")
+        bounds = np.flatnonzero(new["_part"].to_numpy()[1:] != new["_part"].to_numpy()[:-1]) + 1
+        starts, ends = np.r_[0, bounds], np.r_[bounds, len(new)]
+        labels = new["_part"].to_numpy()
+        new = new.drop(columns="_part").reset_index(drop=True)
+        arrow = pa.Table.from_pandas(new, preserve_index=False)  # converted once, sliced per partition
         inserted = updated = written = 0
-        for part, new in frame.groupby(_partition(table, frame), sort=True):
-            path = folder / f"{part}.parquet"
-            old = pd.read_parquet(path) if path.exists() else None
-            merged, ins, upd = _merge(old, new, keys)
+        for lo, hi in zip(starts, ends, strict=True) if len(new) else []:
+            path = folder / f"{labels[lo]}.parquet"
+            if not path.exists():  # a new partition: the sorted slice is the whole file
+                _write_atomic(arrow.slice(lo, hi - lo), path)
+                inserted, written = inserted + int(hi - lo), written + 1
+                continue
+            merged, ins, upd = _merge(pd.read_parquet(path), new.iloc[lo:hi], keys)
             if ins or upd:
                 _write_atomic(merged, path)
                 written += 1

@@ -71,9 +71,12 @@ def _failure(table: str, file: object, row: object, column: object, check: str, 
 def _parse_dates(raw: pd.Series) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(raw):
         return raw.astype("datetime64[ns]")
-    text = raw.astype("string").str.strip()
-    text = text.str.replace(r"\.0$", "", regex=True)  # 20240102.0 from a float column
+    text = raw.astype("str").str.strip()
+    if pd.api.types.is_float_dtype(raw):
+        text = text.str.removesuffix(".0")  # 20240102.0 from a numeric column with gaps
     compact = pd.to_datetime(text, format="%Y%m%d", errors="coerce")
+    if compact.notna().sum() == text.notna().sum():
+        return compact.astype("datetime64[ns]")
     iso = pd.to_datetime(text.where(compact.isna()), format="%Y-%m-%d", errors="coerce")
     return compact.fillna(iso).astype("datetime64[ns]")
 
@@ -97,7 +100,7 @@ def parse_table(table: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[dic
         elif kind == DATE:
             parsed = _parse_dates(raw)
         else:
-            parsed = raw.where(raw.isna(), raw.astype(str).str.strip())
+            parsed = raw.astype("str").str.strip()  # pandas' arrow-backed strings: fast checks
         bad = raw.notna() & parsed.isna()
         for i in np.flatnonzero(bad.to_numpy()):
             failures.append(
@@ -105,10 +108,7 @@ def parse_table(table: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[dic
             )
         out[column] = parsed
     extra = [c for c in frame.columns if c not in out]
-    parsed_frame = pd.DataFrame(out, index=frame.index).join(frame[extra])
-    if TABLE_TYPES[table].get("ts_code") and "ts_code" in parsed_frame:
-        parsed_frame["ts_code"] = parsed_frame["ts_code"].astype(object)
-    return parsed_frame, failures
+    return pd.DataFrame(out, index=frame.index).join(frame[extra]), failures
 
 
 def validate_table(table: str, frame: pd.DataFrame, today: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -14,16 +14,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
+from stockml.columns import SOURCE_FILE, SOURCE_ROW
 from stockml.data.base import MarketData, ReadError
 from stockml.data.normalize import normalize_frame
 from stockml.schemas import REQUIRED
 
 _SUFFIXES = (".csv", ".parquet")
 # Read code and date columns as text so leading zeros and formats survive for the gate.
-_TEXT_COLUMNS = {c: str for c in ("ts_code", "con_code", "trade_date", "cal_date", "list_date",
-                                  "delist_date", "month", "date", "workTime", "index_code")}
+_TEXT_COLUMNS = ("ts_code", "con_code", "trade_date", "cal_date", "list_date", "delist_date", "month",
+                 "date", "workTime", "index_code")
+_CSV_CONVERT = pacsv.ConvertOptions(
+    column_types={c: pa.string() for c in _TEXT_COLUMNS}, strings_can_be_null=True
+)
 _DATE_FILTERED = {"bars", "adj_factor", "index_daily", "sentiment"}
 
 
@@ -35,33 +43,47 @@ def _files(root: Path, stem: str) -> list[Path]:
     return [root / f"{stem}{s}" for s in _SUFFIXES if (root / f"{stem}{s}").is_file()]
 
 
-def _read_file(path: Path) -> pd.DataFrame:
+def _read_file(path: Path) -> pa.Table:
+    """One file as an Arrow table with provenance columns; empty when the file has no rows."""
+    if path.stat().st_size == 0:
+        return pa.table({})
     if path.suffix == ".parquet":
-        return pd.read_parquet(path)
-    return pd.read_csv(path, dtype=_TEXT_COLUMNS, encoding="utf-8-sig")
+        table = pq.read_table(path)
+    else:
+        table = pacsv.read_csv(path, convert_options=_CSV_CONVERT)
+    rows = np.arange(table.num_rows, dtype=np.int64)
+    return table.append_column(SOURCE_FILE, pa.array([str(path)] * table.num_rows, pa.string())).append_column(
+        SOURCE_ROW, pa.array(rows)
+    )
+
+
+def _to_frame(tables: list[pa.Table]) -> pd.DataFrame:
+    """Concatenate in Arrow when the files agree on types (fast); else let pandas reconcile them."""
+    if all(t.schema == tables[0].schema for t in tables):
+        return pa.concat_tables(tables).to_pandas()
+    return pd.concat([t.to_pandas() for t in tables], ignore_index=True)
 
 
 def read_table(table: str, paths: list[Path]) -> tuple[pd.DataFrame | None, list[ReadError]]:
     """Read and normalise every file of a table; report empty files and missing required columns."""
-    frames: list[pd.DataFrame] = []
+    tables: list[pa.Table] = []
     errors: list[ReadError] = []
     for path in paths:
-        try:
-            raw = _read_file(path)
-        except pd.errors.EmptyDataError:
-            raw = pd.DataFrame()
-        if raw.empty:
+        raw = _read_file(path)
+        if raw.num_rows == 0:
             errors.append(ReadError(table, str(path), "empty file"))
             continue
-        frame = normalize_frame(table, raw, str(path))
-        missing = [c for c in REQUIRED[table] if c not in frame.columns]
+        if table == "macro":  # wide -> long per file: each file is its own macro table
+            raw = pa.Table.from_pandas(normalize_frame(table, raw.to_pandas(), str(path)), preserve_index=False)
+        names = set(normalize_frame(table, raw.slice(0, 0).to_pandas()).columns)
+        missing = [c for c in REQUIRED[table] if c not in names]
         if missing:
             errors.extend(ReadError(table, str(path), "column_in_dataframe", column=c) for c in missing)
             continue
-        frames.append(frame)
-    if not frames:
+        tables.append(raw)
+    if not tables:
         return None, errors
-    return pd.concat(frames, ignore_index=True), errors
+    return normalize_frame(table, _to_frame(tables)), errors
 
 
 @dataclass

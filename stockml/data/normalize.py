@@ -17,12 +17,18 @@ _ALIASES = {"con_code": "ts_code", "code": "ts_code", "date": "trade_date", "sen
 MACRO_TIME_COLUMNS = {"month": "M", "date": "D", "workTime": "D", "trade_date": "D", "cal_date": "D"}
 
 
-def normalize_frame(table: str, raw: pd.DataFrame, source_file: str) -> pd.DataFrame:
-    """Rename tushare columns to canonical ones and attach provenance (0-based row in the file)."""
-    if table == "macro":
+def normalize_frame(table: str, raw: pd.DataFrame, source_file: str | None = None) -> pd.DataFrame:
+    """Rename tushare columns to canonical ones; with ``source_file``, attach provenance too.
+
+    Provenance is the file (or API call) and the 0-based row within it; readers that attach it
+    themselves pass no ``source_file``. Macro frames are reshaped wide -> long.
+    """
+    if table == "macro" and source_file is not None:
         return melt_macro(raw, source_file, table_name=source_file.rsplit("/", 1)[-1].split(".")[0])
     renames = {c: _ALIASES[c] for c in raw.columns if c in _ALIASES and _ALIASES[c] not in raw.columns}
-    out = raw.rename(columns=renames)
+    out = raw.rename(columns=renames) if renames else raw
+    if source_file is None:
+        return out
     return out.assign(**{SOURCE_FILE: source_file, SOURCE_ROW: np.arange(len(out), dtype=np.int64)})
 
 

@@ -14,16 +14,18 @@ from enum import Enum
 
 import requests
 
+from stockml.data.base import FatalSourceError
+
 
 class TushareError(RuntimeError):
     """A tushare call failed; the message names the endpoint and what to do."""
 
 
-class TushareAuthError(TushareError):
+class TushareAuthError(TushareError, FatalSourceError):
     """The token is missing or rejected. Not retried."""
 
 
-class TushareQuotaError(TushareError):
+class TushareQuotaError(TushareError, FatalSourceError):
     """The account may not call this endpoint now (points, permission, daily quota). Not retried."""
 
 

@@ -101,8 +101,9 @@ class TushareSource:
         cfg = self.config
         errors: list[ReadError] = []
         days = [_ymd(d) for d in self.trading_days(start, end)]
-        bars = self._table("bars", "daily", [{"trade_date": d} for d in days], errors, expect_rows=True)
-        adj = self._table("adj_factor", "adj_factor", [{"trade_date": d} for d in days], errors, True)
+        by_day = [{"trade_date": d} for d in days]
+        bars = self._table("bars", "daily", by_day, errors, expect_rows=True)
+        adj = self._table("adj_factor", "adj_factor", by_day, errors, expect_rows=True)
         if symbols is not None:
             wanted = set(symbols)
             bars = bars[bars[C.TS_CODE].isin(wanted)].reset_index(drop=True)

@@ -6,6 +6,8 @@ a function because the feature list depends on the config and on which optional 
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
@@ -24,6 +26,11 @@ def _finite(nullable: bool) -> pa.Check:
 
 
 def feature_schema(feature_columns: list[str], label_columns: list[str]) -> pa.DataFrameSchema:
+    return _schema(tuple(feature_columns), tuple(label_columns))
+
+
+@lru_cache(maxsize=16)
+def _schema(feature_columns: tuple[str, ...], label_columns: tuple[str, ...]) -> pa.DataFrameSchema:
     columns: dict[str, pa.Column] = {
         TS_CODE: pa.Column(str, nullable=False),
         TRADE_DATE: pa.Column("datetime64[ns]", nullable=False),

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -78,6 +78,14 @@ class ModelConfig(BaseModel):
     dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
     use_embeddings: bool = True
     embedding_dim: int = Field(default=8, ge=1)
+
+
+C = TypeVar("C", bound=ModelConfig)
+
+
+def member_config(member: C, parent: ModelConfig) -> C:
+    """A composite model's member config: ``use_embeddings=False`` on the parent switches it off here too."""
+    return member.model_copy(update={"use_embeddings": member.use_embeddings and parent.use_embeddings})
 
 
 def median_index(quantiles: tuple[float, ...]) -> int:

@@ -17,6 +17,7 @@ from stockml.models.base import (
     ModelSizes,
     QuantileHead,
     flatten_for_loss,
+    member_config,
     monotone_quantiles,
 )
 from stockml.models.blocks import StaticEmbedding, with_static
@@ -55,12 +56,12 @@ class HybridConfig(ModelConfig):
 
 def _member(name: str, sizes: ModelSizes, cfg: HybridConfig) -> ForecastModel:
     if name == "ptft":
-        return PTFTModel(sizes, cfg.ptft)
+        return PTFTModel(sizes, member_config(cfg.ptft, cfg))
     if name == "vssm":
-        return VSSMModel(sizes, cfg.vssm)
+        return VSSMModel(sizes, member_config(cfg.vssm, cfg))
     if name == "diffusion":
-        return DiffusionModel(sizes, cfg.diffusion)
-    return GraphModel(sizes, cfg.graph)
+        return DiffusionModel(sizes, member_config(cfg.diffusion, cfg))
+    return GraphModel(sizes, member_config(cfg.graph, cfg))
 
 
 class HybridModel(ForecastModel):

@@ -6,7 +6,7 @@ import torch
 from pydantic import Field
 from torch import Tensor, nn
 
-from stockml.models.base import Batch, ForecastModel, ModelConfig, ModelSizes, median_index
+from stockml.models.base import Batch, ForecastModel, ModelConfig, ModelSizes, median_index, member_config
 from stockml.models.ptft import PTFTConfig, PTFTModel
 from stockml.models.vssm import VSSMConfig, VSSMModel
 
@@ -17,6 +17,7 @@ class PTFTVSSMConfig(ModelConfig):
     mc_dropout: bool = False  # Monte-Carlo dropout at inference (eval mode only)
     mc_samples: int = Field(default=16, ge=2)
     seed: int = 0  # seeds the MC dropout masks, so MC inference is deterministic
+    # hidden_size/dropout here size only the gate; use_embeddings=False also turns the members' off
 
 
 def combine_mc(samples: Tensor, quantiles: tuple[float, ...]) -> Tensor:
@@ -56,8 +57,8 @@ class PTFTVSSMModel(ForecastModel):
         cfg = config or PTFTVSSMConfig()
         super().__init__(sizes, cfg)
         self.cfg = cfg
-        self.ptft = PTFTModel(sizes, cfg.ptft)
-        self.vssm = VSSMModel(sizes, cfg.vssm)
+        self.ptft = PTFTModel(sizes, member_config(cfg.ptft, cfg))
+        self.vssm = VSSMModel(sizes, member_config(cfg.vssm, cfg))
         self.gate = nn.Linear(cfg.vssm.n_regimes, sizes.horizon * 2)
         nn.init.zeros_(self.gate.weight)
         nn.init.zeros_(self.gate.bias)
