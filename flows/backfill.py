@@ -42,7 +42,7 @@ def backfill(
     done = done_chunks(lake, job)
     todo = [c for c in chunks if (str(c.start), str(c.end)) not in done]
     print(f"backfill {key} {start}..{end}: {len(chunks)} chunks, {len(chunks) - len(todo)} already done")
-    entries = [ingest_chunk(src, lake, job, key, chunk, universe) for chunk in todo]
+    entries = [ingest_chunk(settings, src, lake, job, chunk, universe) for chunk in todo]
     record_job_done(lake, job=job, source=key, start=start, end=end)
     summary = {
         "job": job,

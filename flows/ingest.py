@@ -23,14 +23,22 @@ def settings_for(source: SourceName | None, data_dir: Path | None, local_dir: Pa
 
 
 def ingest_chunk(
-    source: DataSource, lake: Lake, job: str, source_key: str, chunk: Chunk, symbols: Sequence[str] | None
+    settings: Settings,
+    source: DataSource,
+    lake: Lake,
+    job: str,
+    chunk: Chunk,
+    symbols: Sequence[str] | None,
 ) -> dict:
     """The four ingestion tasks for one chunk; returns its manifest entry."""
-    data = fetch_chunk(source, chunk.start, chunk.end, symbols)
+    fetch = fetch_chunk.with_options(
+        retries=settings.ingest.fetch_retries, retry_delay_seconds=settings.ingest.fetch_retry_delay_s
+    )
+    data = fetch(source, chunk.start, chunk.end, symbols)
     label = f"{source.name}_{chunk.start:%Y%m%d}_{chunk.end:%Y%m%d}"
     clean = validate_chunk(data, dt.date.today(), lake.root / "_reports", label)
     results = write_chunk(lake, clean)
-    return record_chunk(lake, job, source_key, chunk, clean, results)
+    return record_chunk(lake, job, source_id(settings), chunk, clean, results)
 
 
 @flow(name="ingest", log_prints=True)
@@ -49,6 +57,6 @@ def ingest(
     lake = Lake(settings.data_dir)
     key = source_id(settings)
     job = job_id(key, start, end, universe)
-    entry = ingest_chunk(src, lake, job, key, Chunk(start, end), universe)
+    entry = ingest_chunk(settings, src, lake, job, Chunk(start, end), universe)
     record_job_done(lake, job=job, source=key, start=start, end=end)
     return entry

@@ -19,7 +19,7 @@ def _retry_helps(task_obj: object, task_run: object, state: object) -> bool:
     return not isinstance(getattr(state, "data", None), FatalSourceError | FileNotFoundError)
 
 
-@task(retries=3, retry_delay_seconds=[2, 10, 30], retry_condition_fn=_retry_helps)
+@task(retries=3, retry_delay_seconds=2, retry_condition_fn=_retry_helps)
 def fetch_chunk(
     source: DataSource, start: dt.date, end: dt.date, symbols: Sequence[str] | None
 ) -> MarketData:
