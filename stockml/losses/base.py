@@ -51,6 +51,8 @@ class BaseLoss(nn.Module):
     weighted elementwise tensor, zero where masked).
     """
 
+    levels: Tensor  # the quantile levels as a (Q,) buffer
+
     def __init__(self, quantiles: tuple[float, ...], reduction: Reduction = "mean"):
         super().__init__()
         self.quantiles = tuple(quantiles)
@@ -94,4 +96,5 @@ class PinballLoss(BaseLoss):
 
     def elementwise(self, pred: Tensor, target: Tensor, valid: Tensor) -> Tensor:
         err = target[..., None] - pred  # (..., H) -> (..., H, Q)
-        return torch.maximum(self.levels * err, (self.levels - 1) * err)
+        levels = self.levels.to(pred.device)  # works even if the loss was never moved to the device
+        return torch.maximum(levels * err, (levels - 1) * err)

@@ -49,7 +49,7 @@ class PTFTVSSMLossConfig(BaseModel):
 class _CompositeLoss(nn.Module):
     """Shared call signature: ``forward`` = sum of ``weight * term`` over :meth:`terms`."""
 
-    config: HybridLossConfig | PTFTVSSMLossConfig
+    config: BaseModel
 
     def terms(
         self, pred: Tensor, target: Tensor, *, mask: Tensor | None = None,
@@ -69,6 +69,8 @@ class _CompositeLoss(nn.Module):
 class HybridLoss(_CompositeLoss):
     """``pinball + mse(median) + direction + volatility matching + extreme moves``
     ``(+ regime balance when aux has regime_probs, + KL when aux has kl)``; see :mod:`.terms`."""
+
+    config: HybridLossConfig
 
     def __init__(self, quantiles: tuple[float, ...], config: HybridLossConfig | None = None):
         super().__init__()
@@ -108,6 +110,8 @@ class PTFTVSSMLoss(_CompositeLoss):
     quantiles) on the realised returns: :func:`.terms.sharpe_term`, :func:`.terms.drawdown_term`.
     ``KL`` and ``L2`` are read from ``aux`` (``kl``; ``l2`` = the model's sum of squared weights).
     """
+
+    config: PTFTVSSMLossConfig
 
     def __init__(self, quantiles: tuple[float, ...], config: PTFTVSSMLossConfig | None = None):
         super().__init__()

@@ -51,7 +51,9 @@ def build_config(name: str, config: Mapping[str, Any] | ModelConfig | None = Non
     return cls.config_class.model_validate(dict(config or {}))
 
 
-def build_model(name: str, sizes: ModelSizes, config: Mapping[str, Any] | ModelConfig | None = None) -> ForecastModel:
+def build_model(
+    name: str, sizes: ModelSizes, config: Mapping[str, Any] | ModelConfig | None = None
+) -> ForecastModel:
     """Build the registered model ``name``; unknown config keys or bad values raise pydantic's error."""
     cls = _model_class(name)
     return cls(sizes, build_config(name, config))
@@ -64,4 +66,12 @@ def _model_class(name: str) -> type[ForecastModel]:
         raise KeyError(f"unknown model {name!r}; registered models: {', '.join(sorted(MODELS))}") from None
 
 
-__all__ = ["DEFAULT_QUANTILES", "MODELS", "ForecastModel", "ModelConfig", "ModelSizes", "build_config", "build_model"]
+__all__ = [
+    "DEFAULT_QUANTILES",
+    "MODELS",
+    "ForecastModel",
+    "ModelConfig",
+    "ModelSizes",
+    "build_config",
+    "build_model",
+]

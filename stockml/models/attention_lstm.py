@@ -41,6 +41,6 @@ class AttentionLSTMModel(ForecastModel):
         energy = torch.tanh(self.w_keys(out) + self.w_query(last)[:, None])  # (B, T, d)
         attn = torch.softmax(self.score(energy).squeeze(-1), dim=-1)  # (B, T, 1) -> (B, T)
         context = (attn[..., None] * out).sum(dim=1)  # (B, d)
-        self._last = {"attention": attn}
+        self.last_outputs = {"attention": attn}
         h = self.drop(torch.cat([context, last], dim=-1))
         return self.head(with_static(h, self.static(batch)))

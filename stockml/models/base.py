@@ -10,8 +10,9 @@ Contract
 * ``loss(batch, criterion) -> scalar`` is the ONE place a model's training objective lives. The
   trainer calls exactly this. The default is ``criterion(forward(batch), target, mask=..., aux=...)``;
   the diffusion model overrides it with its denoising objective, the hybrid adds its diffusion branch's.
-* ``aux_outputs()`` hands the tensors of the last forward that a loss may use (with gradient):
-  ``"kl"`` (scalar), ``"regime_probs"`` (B, K), and always ``"l2"`` (sum of squared weights).
+* ``last_outputs`` (attribute) holds the extra tensors of the last forward, with gradient.
+  ``aux_outputs()`` is what a loss receives: ``last_outputs`` plus ``"l2"`` (squared weight norm);
+  the keys a loss reads are ``"kl"`` (scalar) and ``"regime_probs"`` (B, K).
 * ``get_last_details()`` hands detached tensors for monitoring (variable-selection weights, regime
   probabilities, gate weights and logits, ...). Keys are documented on each model.
 
@@ -56,7 +57,11 @@ class ModelSizes:
         if self.n_features < 1 or self.horizon < 1:
             raise ValueError(f"n_features and horizon must be >= 1, got {self.n_features}, {self.horizon}")
         qs = self.quantiles
-        if not qs or any(not 0.0 < q < 1.0 for q in qs) or any(a >= b for a, b in zip(qs, qs[1:], strict=False)):
+        if (
+            not qs
+            or any(not 0.0 < q < 1.0 for q in qs)
+            or any(a >= b for a, b in zip(qs, qs[1:], strict=False))
+        ):
             raise ValueError(f"quantiles must be strictly increasing in (0, 1), got {qs}")
         if self.n_symbols < 0 or self.n_sectors < 0:
             raise ValueError("vocabulary sizes must be >= 0")
@@ -143,7 +148,7 @@ class ForecastModel(nn.Module):
         self.config = config if config is not None else self.config_class()
         if not isinstance(self.config, self.config_class):
             raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}")
-        self._last: dict[str, Tensor] = {}
+        self.last_outputs: dict[str, Tensor] = {}
 
     def forward(self, batch: Batch) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -159,14 +164,15 @@ class ForecastModel(nn.Module):
         return criterion(pred, target, mask=mask, aux=self.aux_outputs())
 
     def aux_outputs(self) -> dict[str, Tensor]:
-        """Tensors from the last forward a loss may use (with gradient), plus ``"l2"``."""
-        squares = [p.pow(2).sum() for n, p in self.named_parameters() if n.endswith("weight")]
+        """Tensors from the last forward a loss may use (with gradient), plus ``"l2"``: the sum of
+        squares of the matrix-shaped parameters (as in weight decay: no biases or norm gains)."""
+        squares = [p.pow(2).sum() for p in self.parameters() if p.dim() >= 2]
         l2 = torch.stack(squares).sum() if squares else torch.zeros(())
-        return {**self._last, "l2": l2}
+        return {**self.last_outputs, "l2": l2}
 
     def get_last_details(self) -> dict[str, Tensor]:
         """Detached tensors from the last forward, for monitoring and logging."""
-        return {k: v.detach() for k, v in self._last.items()}
+        return {k: v.detach() for k, v in self.last_outputs.items()}
 
 
 def flatten_for_loss(pred: Tensor, batch: Batch) -> tuple[Tensor, Tensor, Tensor | None]:

@@ -47,6 +47,11 @@ class DiffusionModel(ForecastModel):
     """
 
     config_class = DiffusionConfig
+    betas: Tensor
+    alpha_bar: Tensor
+    target_mean: Tensor
+    target_std: Tensor
+    quantiles: Tensor
 
     def __init__(self, sizes: ModelSizes, config: DiffusionConfig | None = None):
         cfg = config or DiffusionConfig()

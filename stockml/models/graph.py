@@ -28,10 +28,12 @@ class GraphModel(ForecastModel):
     treated as ONE cross-section (D=1, N=B) and gives ``(B, H, Q)``: the rows of a plain batch then
     exchange messages, so batch plain data by date when training this model.
 
-    Per date: a GRU encodes each stock's window to ``h_i``. The adjacency row-normalises
-    ``alpha * softmax_j(e_i . e_j / sqrt(d)) + (1 - alpha) * softmax_j(corr_ij / tau + prior * same_sector_ij)``
-    over the valid nodes j (plus i itself), where ``e`` is a learned node embedding (a projection of
-    ``h`` plus the symbol embedding) and ``corr`` the correlation of the stocks' windows. Each layer:
+    Per date: a GRU encodes each stock's window to ``h_i``. The adjacency is
+    ``alpha * softmax_j(e_i . e_j / sqrt(d))
+    + (1 - alpha) * softmax_j(corr_ij / tau + prior * same_sector_ij)``,
+    each softmax over the valid nodes j (plus i itself), where ``e`` is a learned node embedding (a
+    projection of ``h`` plus the symbol embedding) and ``corr`` the correlation of the stocks' windows
+    (column ``corr_feature``, or all columns averaged). Each layer:
     ``h <- LayerNorm(h + MLP([h, A h]))``. Masked nodes are zeroed and never send messages, so they
     cannot influence the valid nodes. ``get_last_details()["adjacency"]`` is ``(D, N, N)``.
     """
@@ -73,7 +75,7 @@ class GraphModel(ForecastModel):
         for layer, norm in zip(self.layers, self.norms, strict=True):
             h = norm(h + layer(torch.cat([h, adjacency @ h], -1)))
             h = h.masked_fill(~valid[..., None], 0.0)
-        self._last = {"adjacency": adjacency}
+        self.last_outputs = {"adjacency": adjacency}
         pred = self.head(h.reshape(d_ * n, -1))  # (D*N, d) -> (D*N, H, Q)
         pred = pred.view(d_, n, *pred.shape[1:])  # (D*N, H, Q) -> (D, N, H, Q)
         return pred[0] if plain else pred
@@ -89,7 +91,8 @@ class GraphModel(ForecastModel):
             e = e + self.symbol_proj(static)
         learned = e @ e.transpose(1, 2) / math.sqrt(e.shape[-1])  # (D, N, N)
 
-        series = x if self.cfg.corr_feature is None else x[..., self.cfg.corr_feature : self.cfg.corr_feature + 1]
+        col = self.cfg.corr_feature
+        series = x if col is None else x[..., col : col + 1]  # (D, N, T, F')
         z = series - series.mean(dim=2, keepdim=True)
         z = z / z.pow(2).mean(dim=2, keepdim=True).add(1e-6).sqrt()  # standardised over time
         corr = torch.einsum("ditf,djtf->dij", z, z) / (z.shape[2] * z.shape[3])  # (D, N, N)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -83,6 +84,8 @@ class HybridModel(ForecastModel):
     """
 
     config_class = HybridConfig
+    log_prior: Tensor
+    enabled_mask: Tensor
     default_loss = "hybrid"
     branch_names = ("ptft", "vssm", "diffusion", "graph", "regime")
 
@@ -95,11 +98,15 @@ class HybridModel(ForecastModel):
         self.conv = nn.Conv1d(sizes.n_features, d, 3)
         self.rnn = nn.GRU(d, d, batch_first=True)
         self.attn = nn.MultiheadAttention(d, cfg.n_heads, dropout=cfg.dropout, batch_first=True)
-        self.trunk_out = nn.Sequential(nn.Linear(2 * d + self.static.out_dim, d), nn.ReLU(), nn.Dropout(cfg.dropout))
+        self.trunk_out = nn.Sequential(
+            nn.Linear(2 * d + self.static.out_dim, d), nn.ReLU(), nn.Dropout(cfg.dropout)
+        )
         self.trunk_head = QuantileHead(d, sizes.horizon, sizes.quantiles)
 
         self.enabled_branches = tuple(n for n in self.branch_names if getattr(cfg.branches, n).enabled)
-        self.members = nn.ModuleDict({n: _member(n, sizes, cfg) for n in self.enabled_branches if n != "regime"})
+        self.members = nn.ModuleDict(
+            {n: _member(n, sizes, cfg) for n in self.enabled_branches if n != "regime"}
+        )
         if "regime" in self.enabled_branches:
             self.regime = nn.Linear(d, cfg.n_regimes)
             self.regime_heads = nn.Linear(d, cfg.n_regimes * sizes.horizon * sizes.n_quantiles)
@@ -113,7 +120,8 @@ class HybridModel(ForecastModel):
         nn.init.zeros_(self.gate.bias)
 
     def _trunk(self, batch: Batch) -> Tensor:
-        h = F.relu(self.conv(F.pad(batch["x"].transpose(1, 2), (2, 0))))  # (B, T, F) -> (B, F, T) -> (B, d, T)
+        x = batch["x"].transpose(1, 2)  # (B, T, F) -> (B, F, T)
+        h = F.relu(self.conv(F.pad(x, (2, 0))))  # (B, d, T), causal: left padding only
         seq, _ = self.rnn(h.transpose(1, 2))  # (B, T, d)
         pooled, _ = self.attn(seq[:, -1:], seq, seq, need_weights=False)  # (B, 1, d)
         u = torch.cat([seq[:, -1], pooled[:, 0]], -1)
@@ -123,12 +131,13 @@ class HybridModel(ForecastModel):
         logits = self.regime(u)
         probs = torch.softmax(logits, -1)
         shape = (u.shape[0], self.cfg.n_regimes, self.sizes.horizon, self.sizes.n_quantiles)
-        per_regime = monotone_quantiles(self.regime_heads(u).view(shape), self.trunk_head.anchor)  # (B, K, H, Q)
+        raw = self.regime_heads(u).view(shape)  # (B, K*H*Q) -> (B, K, H, Q)
+        per_regime = monotone_quantiles(raw, self.trunk_head.anchor)
         return (probs[..., None, None] * per_regime).sum(1), probs
 
     def forward(self, batch: Batch) -> Tensor:
         u = self._trunk(batch)
-        b, shape = u.shape[0], (u.shape[0], self.sizes.horizon, self.sizes.n_quantiles)
+        shape = (u.shape[0], self.sizes.horizon, self.sizes.n_quantiles)
         experts: list[Tensor] = [self.trunk_head(u)]
         aux: dict[str, Tensor] = {}
         for name in self.branch_names:
@@ -138,21 +147,25 @@ class HybridModel(ForecastModel):
                 pred, aux["regime_probs"] = self._regime(u)
                 experts.append(pred)
             else:
-                member = self.members[name]
+                member = self._member(name)
                 experts.append(member(batch))
                 if name == "vssm":
-                    aux["kl"] = member._last["kl"]
-                    aux.setdefault("regime_probs", member._last["regime_probs"])
+                    aux["kl"] = member.last_outputs["kl"]
+                    aux.setdefault("regime_probs", member.last_outputs["regime_probs"])
         logits = self.gate(u) + self.log_prior
         masked = (logits / self.cfg.temperature).masked_fill(~self.enabled_mask, float("-inf"))
         weights = torch.softmax(masked, -1)  # (B, E)
         stacked = torch.stack(experts, 1)  # E x (B, H, Q) -> (B, E, H, Q)
-        self._last = {**aux, "gate_weights": weights, "gate_logits": logits.expand(b, -1)}
+        self.last_outputs = {**aux, "gate_weights": weights, "gate_logits": logits}
         return (weights[..., None, None] * stacked).sum(1)
 
     def loss(self, batch: Batch, criterion: Criterion) -> Tensor:
         pred, target, mask = flatten_for_loss(self(batch), batch)
         total = criterion(pred, target, mask=mask, aux=self.aux_outputs())
         if "diffusion" in self.members and self.cfg.diffusion_loss_weight > 0:
-            total = total + self.cfg.diffusion_loss_weight * self.members["diffusion"].loss(batch)
+            denoising = self._member("diffusion").loss(batch, criterion)  # ignores the criterion
+            total = total + self.cfg.diffusion_loss_weight * denoising
         return total
+
+    def _member(self, name: str) -> ForecastModel:
+        return cast(ForecastModel, self.members[name])

@@ -23,7 +23,9 @@ class LSTMModel(ForecastModel):
         super().__init__(sizes, cfg)
         self.static = StaticEmbedding(sizes, cfg)
         drop_between = cfg.dropout if cfg.num_layers > 1 else 0.0
-        self.rnn = nn.LSTM(sizes.n_features, cfg.hidden_size, cfg.num_layers, batch_first=True, dropout=drop_between)
+        self.rnn = nn.LSTM(
+            sizes.n_features, cfg.hidden_size, cfg.num_layers, batch_first=True, dropout=drop_between
+        )
         self.drop = nn.Dropout(cfg.dropout)
         self.head = QuantileHead(cfg.hidden_size + self.static.out_dim, sizes.horizon, sizes.quantiles)
 

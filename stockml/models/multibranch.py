@@ -39,7 +39,9 @@ class MultiBranchModel(ForecastModel):
         self.families = feature_families(sizes)
         for name, cols in self.families.items():
             self.register_buffer(f"cols_{name}", torch.tensor(cols, dtype=torch.long), persistent=False)
-        self.branches = nn.ModuleDict({n: nn.LSTM(len(c), d, batch_first=True) for n, c in self.families.items()})
+        self.branches = nn.ModuleDict(
+            {n: nn.LSTM(len(c), d, batch_first=True) for n, c in self.families.items()}
+        )
         self.static = StaticEmbedding(sizes, cfg)
         fused_in = d * len(self.families) + self.static.out_dim
         self.fuse = GRN(fused_in, d, d, cfg.dropout)

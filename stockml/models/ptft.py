@@ -48,7 +48,9 @@ class PTFTModel(ForecastModel):
         self.static = StaticEmbedding(sizes, cfg)
         if self.static.n_vars:
             self.static_proj = nn.Linear(cfg.embedding_dim, d)
-            self.static_vsn: VariableSelectionNetwork | None = VariableSelectionNetwork(self.static.n_vars, d, p)
+            self.static_vsn: VariableSelectionNetwork | None = VariableSelectionNetwork(
+                self.static.n_vars, d, p
+            )
         else:
             self.static_vsn = None
             self.static_default = nn.Parameter(torch.zeros(d))
@@ -82,7 +84,8 @@ class PTFTModel(ForecastModel):
         past, state = self.encoder(selected, (c_h[None].contiguous(), c_c[None].contiguous()))
         tokens = self.horizon_tokens.expand(b, -1, -1)  # (H, d) -> (B, H, d)
         future, _ = self.decoder(tokens, state)
-        temporal = self.post_lstm(torch.cat([past, future], 1), torch.cat([selected, tokens], 1))  # (B, T+H, d)
+        lstm_out = torch.cat([past, future], 1)  # (B, T+H, d)
+        temporal = self.post_lstm(lstm_out, torch.cat([selected, tokens], 1))
 
         enriched = self.enrich(temporal, c_enrich)
         h = enriched.shape[1] - t
@@ -91,11 +94,11 @@ class PTFTModel(ForecastModel):
         out = self.post_attention(attended, enriched[:, t:])
         out = self.pre_head(self.position_wise(out), temporal[:, t:])  # (B, H, d)
 
-        self._last = {"variable_weights": var_weights, "attention": attn}
+        self.last_outputs = {"variable_weights": var_weights, "attention": attn}
         if static_weights is not None:
-            self._last["static_weights"] = static_weights
+            self.last_outputs["static_weights"] = static_weights
         return self.head(out)
 
     def feature_importance(self) -> Tensor:
         """Mean variable-selection weight per feature over the last batch and window: ``(F,)``."""
-        return self._last["variable_weights"].detach().mean(dim=(0, 1))
+        return self.last_outputs["variable_weights"].detach().mean(dim=(0, 1))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from statistics import NormalDist
+
 import torch
 from pydantic import Field
 from torch import Tensor, nn
@@ -17,7 +19,7 @@ class PTFTVSSMConfig(ModelConfig):
     mc_dropout: bool = False  # Monte-Carlo dropout at inference (eval mode only)
     mc_samples: int = Field(default=16, ge=2)
     seed: int = 0  # seeds the MC dropout masks, so MC inference is deterministic
-    # hidden_size/dropout here size only the gate; use_embeddings=False also turns the members' off
+    # The members have their own hidden sizes and dropout; use_embeddings=False here turns theirs off too.
 
 
 def combine_mc(samples: Tensor, quantiles: tuple[float, ...]) -> Tensor:
@@ -32,9 +34,11 @@ def combine_mc(samples: Tensor, quantiles: tuple[float, ...]) -> Tensor:
     medians = samples[..., a]  # (S, B, H)
     centre, spread = medians.mean(0), medians.std(0, unbiased=False)
     offsets = (samples - medians[..., None]).mean(0)  # (B, H, Q)
-    normal = torch.distributions.Normal(0.0, 1.0)
-    z = normal.icdf(torch.tensor(quantiles, device=samples.device))
-    z = z - z[a]  # (Q,), zero at the median
+    normal = NormalDist()
+    z = torch.tensor(
+        [normal.inv_cdf(q) - normal.inv_cdf(quantiles[a]) for q in quantiles], device=samples.device
+    )
+    # z: (Q,), zero at the median
     total = (offsets.pow(2) + (z * spread[..., None]).pow(2) + 1e-12).sqrt()
     return centre[..., None] + torch.sign(z) * total
 
@@ -65,9 +69,9 @@ class PTFTVSSMModel(ForecastModel):
 
     def _forward_once(self, batch: Batch) -> Tensor:
         q_ptft, q_vssm = self.ptft(batch), self.vssm(batch)
-        probs = self.vssm._last["regime_probs"]
+        probs = self.vssm.last_outputs["regime_probs"]
         weights = torch.softmax(self.gate(probs).view(-1, self.sizes.horizon, 2), -1)  # (B, H*2) -> (B, H, 2)
-        self._last = {**self.ptft._last, **self.vssm._last, "gate_weights": weights}
+        self.last_outputs = {**self.ptft.last_outputs, **self.vssm.last_outputs, "gate_weights": weights}
         return weights[..., :1] * q_ptft + weights[..., 1:] * q_vssm
 
     def forward(self, batch: Batch) -> Tensor:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from pydantic import Field
 from torch import Tensor, nn
@@ -36,11 +38,17 @@ class TransformerModel(ForecastModel):
         self.static = StaticEmbedding(sizes, cfg)
         self.static_proj = nn.Linear(self.static.out_dim, d) if self.static.out_dim else None
         # pre-norm layers train faster and more stably than post-norm at this size
-        layer = dict(d_model=d, nhead=cfg.n_heads, dim_feedforward=2 * d, dropout=cfg.dropout, batch_first=True)
-        self.encoder = nn.TransformerEncoder(
-            nn.TransformerEncoderLayer(**layer, norm_first=True), cfg.encoder_layers, enable_nested_tensor=False
+        layer: dict[str, Any] = dict(
+            d_model=d, nhead=cfg.n_heads, dim_feedforward=2 * d, dropout=cfg.dropout, batch_first=True
         )
-        self.decoder = nn.TransformerDecoder(nn.TransformerDecoderLayer(**layer, norm_first=True), cfg.decoder_layers)
+        self.encoder = nn.TransformerEncoder(
+            nn.TransformerEncoderLayer(**layer, norm_first=True),
+            cfg.encoder_layers,
+            enable_nested_tensor=False,
+        )
+        self.decoder = nn.TransformerDecoder(
+            nn.TransformerDecoderLayer(**layer, norm_first=True), cfg.decoder_layers
+        )
         self.queries = nn.Parameter(torch.randn(sizes.horizon, d) * 0.1)
         self.head = QuantileHead(d, sizes.horizon, sizes.quantiles, per_horizon=True)
 

@@ -94,5 +94,5 @@ class VSSMModel(ForecastModel):
         horizon = self.sizes.horizon
         context = (h[:, -1, None] + self.horizon_emb).expand(b, horizon, -1)  # (B, H, d)
         feats = torch.cat([z_future, context, probs[:, None].expand(-1, horizon, -1)], -1)
-        self._last = {"kl": kl.mean() / t, "regime_probs": probs, "regime_logits": regime_logits}
+        self.last_outputs = {"kl": kl.mean() / t, "regime_probs": probs, "regime_logits": regime_logits}
         return self.head(self.readout(feats))
