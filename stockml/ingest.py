@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from stockml.data.base import MarketData
+from stockml.data.base import DataSource, MarketData
 from stockml.lake import Lake, UpsertResult, frame_hash
 from stockml.validation import DataValidationError, validate_market_data
 
@@ -109,3 +109,22 @@ def record_job_done(lake: Lake, *, job: str, source: str, start: dt.date, end: d
     }
     lake.append_manifest(entry)
     return entry
+
+
+def ingest_range(
+    lake: Lake, source: DataSource, source_key: str, start: dt.date, end: dt.date,
+    symbols: Sequence[str] | None, chunk_days: int,
+) -> list[dict]:
+    """Backfill [start, end] without an orchestrator (the CLI's path; the flows use the same steps)."""
+    job = job_id(source_key, start, end, symbols)
+    done = done_chunks(lake, job)
+    entries = []
+    for chunk in plan_chunks(start, end, chunk_days):
+        if (str(chunk.start), str(chunk.end)) in done:
+            continue
+        data = source.fetch(chunk.start, chunk.end, symbols)
+        clean = validate_batch(data, dt.date.today(), lake.root / "_reports", f"{source.name}_{chunk.start:%Y%m%d}")
+        entries.append(record_chunk(lake, job=job, source=source_key, chunk=chunk, clean=clean,
+                                    results=write_batch(lake, clean)))
+    record_job_done(lake, job=job, source=source_key, start=start, end=end)
+    return entries

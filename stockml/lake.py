@@ -26,6 +26,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from stockml.columns import TABLE_KEYS, TABLE_TIME_COL, TS_CODE
+from stockml.data.base import MarketData
 
 MANIFEST = "manifest.jsonl"
 
@@ -207,3 +208,29 @@ def lake_summary(lake: Lake) -> dict:
             last_date=str(keys["trade_date"].max().date()),
         )
     return summary
+
+
+def read_market(
+    lake: Lake, start: dt.date | None, end: dt.date, symbols: Sequence[str] | None = None
+) -> MarketData:
+    """The validated tables the feature pipeline needs, as stored, up to ``end`` (macro: every period
+    up to ``end``; publication lags are the feature pipeline's job)."""
+    present = set(lake.tables())
+    if "bars" not in present:
+        raise FileNotFoundError(f"no bars in the lake at {lake.root}; run a backfill first")
+
+    def dated(table: str) -> pd.DataFrame | None:
+        return lake.read(table, start, end, symbols if table != "index_daily" else None) if table in present else None
+
+    macro = lake.read("macro") if "macro" in present else None
+    if macro is not None:
+        macro = macro[macro["period_end"] <= pd.Timestamp(end)].reset_index(drop=True)
+    return MarketData(
+        bars=dated("bars"),  # type: ignore[arg-type]
+        adj_factor=dated("adj_factor"),
+        index_daily=dated("index_daily"),
+        sentiment=dated("sentiment"),
+        stock_basic=lake.read("stock_basic") if "stock_basic" in present else None,
+        macro=macro,
+        trade_cal=lake.read("trade_cal") if "trade_cal" in present else None,
+    )

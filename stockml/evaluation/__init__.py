@@ -1,0 +1,41 @@
+"""Evaluation: forecast metrics as pure functions, and per-horizon reports of a long prediction frame."""
+
+from stockml.evaluation.metrics import (
+    coverage,
+    crps_from_quantiles,
+    direction_accuracy,
+    expected_shortfall,
+    kupiec_pof,
+    mae,
+    mape,
+    pinball,
+    quantile_at,
+    rmse,
+)
+from stockml.evaluation.report import (
+    InformationCoefficients,
+    information_coefficients,
+    metrics_by_horizon,
+    metrics_for,
+    model_report,
+    skill,
+)
+
+__all__ = [
+    "InformationCoefficients",
+    "coverage",
+    "crps_from_quantiles",
+    "direction_accuracy",
+    "expected_shortfall",
+    "information_coefficients",
+    "kupiec_pof",
+    "mae",
+    "mape",
+    "metrics_by_horizon",
+    "metrics_for",
+    "model_report",
+    "pinball",
+    "quantile_at",
+    "rmse",
+    "skill",
+]

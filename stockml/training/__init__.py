@@ -1,0 +1,1 @@
+"""Training (one trainer for every model), baselines and honest walk-forward evaluation."""

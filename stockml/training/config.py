@@ -1,0 +1,51 @@
+"""Configuration of training and of walk-forward evaluation (frozen; defaults run the small case)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from stockml.models import DEFAULT_QUANTILES
+
+
+class TrainConfig(BaseModel):
+    """How one model is fitted. ``full_train``: no validation segment, exactly ``max_epochs`` epochs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_epochs: int = Field(default=8, ge=1)
+    batch_size: int = Field(default=256, ge=1)
+    lr: float = Field(default=2e-3, gt=0)
+    weight_decay: float = Field(default=1e-4, ge=0)
+    schedule: Literal["cosine", "onecycle", "plateau", "none"] = "cosine"
+    warmup_steps: int = Field(default=20, ge=0)
+    grad_clip: float = Field(default=1.0, gt=0)
+    patience: int = Field(default=3, ge=1)
+    min_delta: float = Field(default=1e-4, ge=0)
+    seed: int = 0
+    full_train: bool = False
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    max_batches_per_epoch: int | None = Field(default=None, ge=1)
+    loss: str | None = None  # None: the model's default loss
+    loss_config: dict[str, Any] = Field(default_factory=dict)
+    progress: bool | None = None  # None: a bar on a terminal, log lines otherwise
+
+
+class EvalConfig(BaseModel):
+    """Walk-forward evaluation: rolling-origin folds with a gap of ``horizon`` trading days."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    models: tuple[str, ...] = ("lstm",)
+    model_configs: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    horizon: int = Field(default=5, ge=1)
+    lookback: int = Field(default=30, ge=2)
+    quantiles: tuple[float, ...] = DEFAULT_QUANTILES
+    folds: int = Field(default=2, ge=1)
+    test_days: int = Field(default=60, ge=1)
+    valid_days: int = Field(default=40, ge=0)
+    min_train_days: int = Field(default=250, ge=20)
+    mode: Literal["expanding", "sliding"] = "expanding"
+    norm_method: Literal["zscore", "robust"] = "zscore"
+    baselines: tuple[str, ...] = ("random_walk", "linear")

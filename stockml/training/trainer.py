@@ -1,0 +1,186 @@
+"""One trainer for every registered model: AdamW, LR schedules, clipping, early stopping on a
+time-based validation segment, best-checkpoint restore, seeded, CUDA (bf16 autocast) or CPU.
+
+The model's ``loss(batch, criterion)`` is the training objective; the trainer never looks inside.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from stockml.features.windows import Batch, WindowDataset, to_device
+from stockml.losses import build_loss
+from stockml.models import ForecastModel
+from stockml.training.config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = -1
+    best_valid: float = math.nan
+    seconds: float = 0.0
+    stopped_early: bool = False
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def batches(ds: WindowDataset, size: int, *, by_date: bool, shuffle: bool, seed: int) -> Iterator[Batch]:
+    """Batches of a dataset; ``by_date`` makes each batch one date's cross-section (graph model)."""
+    if not by_date:
+        yield from ds.iter_batches(size, shuffle=shuffle, seed=seed)
+        return
+    days = ds.arrays.day[ds.rows]
+    order = np.argsort(days, kind="stable")
+    cuts = np.flatnonzero(np.diff(days[order])) + 1
+    groups = np.split(order, cuts)
+    if shuffle:
+        groups = [groups[i] for i in np.random.default_rng(seed).permutation(len(groups))]
+    for group in groups:
+        yield ds.get_batch(group)
+
+
+def _scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int) -> object | None:
+    if cfg.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(total_steps, 1))
+    if cfg.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=max(cfg.patience // 2, 1))
+    if cfg.schedule == "cosine":
+        warm = min(cfg.warmup_steps, max(total_steps - 1, 0))
+
+        def factor(step: int) -> float:
+            if step < warm:
+                return (step + 1) / (warm + 1)
+            progress = (step - warm) / max(total_steps - warm, 1)
+            return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+        return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    return None
+
+
+@torch.no_grad()
+def mean_loss(model: ForecastModel, ds: WindowDataset, criterion: nn.Module, cfg: TrainConfig, by_date: bool) -> float:
+    model.eval()
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    for batch in batches(ds, cfg.batch_size, by_date=by_date, shuffle=False, seed=0):
+        n = len(batch["ts_code"])
+        total += float(model.loss(to_device(batch, device), criterion)) * n
+        count += n
+    return total / max(count, 1)
+
+
+def train_model(
+    model: ForecastModel,
+    train: WindowDataset,
+    valid: WindowDataset | None,
+    cfg: TrainConfig,
+    *,
+    by_date: bool = False,
+) -> TrainResult:
+    """Fit ``model`` in place; with a validation set, restore the best epoch's weights."""
+    seed_everything(cfg.seed)
+    device = pick_device(cfg.device)
+    model.to(device)
+    criterion = build_loss(cfg.loss or model.default_loss, model.sizes.quantiles, cfg.loss_config).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    per_epoch = len(train) if by_date else math.ceil(len(train) / cfg.batch_size)
+    per_epoch = min(per_epoch, cfg.max_batches_per_epoch or per_epoch)
+    sched = _scheduler(opt, cfg, per_epoch * cfg.max_epochs)
+    use_valid = valid is not None and len(valid) > 0 and not cfg.full_train
+    show_bar = cfg.progress if cfg.progress is not None else sys.stderr.isatty()
+    result, best_state, bad, began = TrainResult(), None, 0, time.perf_counter()
+    for epoch in range(cfg.max_epochs):
+        model.train()
+        losses = []
+        stream = batches(train, cfg.batch_size, by_date=by_date, shuffle=True, seed=cfg.seed + epoch)
+        for step, batch in enumerate(_progress(stream, per_epoch, show_bar, epoch)):
+            if step >= per_epoch:
+                break
+            batch = to_device(batch, device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                loss = model.loss(batch, criterion)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            if isinstance(sched, torch.optim.lr_scheduler.LRScheduler) and cfg.schedule != "plateau":
+                sched.step()
+            losses.append(float(loss.detach()))
+        row = {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else math.nan,
+               "lr": opt.param_groups[0]["lr"]}
+        if use_valid:
+            assert valid is not None
+            row["valid_loss"] = mean_loss(model, valid, criterion, cfg, by_date)
+            if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                sched.step(row["valid_loss"])
+        result.history.append(row)
+        log.info("epoch %d train %.5f valid %s lr %.2e", epoch, row["train_loss"],
+                 f"{row.get('valid_loss', math.nan):.5f}", row["lr"])
+        if not use_valid:
+            result.best_epoch = epoch
+            continue
+        if row["valid_loss"] < (result.best_valid if not math.isnan(result.best_valid) else math.inf) - cfg.min_delta:
+            result.best_epoch, result.best_valid, bad = epoch, row["valid_loss"], 0
+            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        else:
+            bad += 1
+            if bad >= cfg.patience:
+                result.stopped_early = True
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    result.seconds = time.perf_counter() - began
+    return result
+
+
+def _progress(stream: Iterator[Batch], total: int, show: bool, epoch: int) -> Iterator[Batch]:
+    if not show:
+        return stream
+    from tqdm import tqdm
+
+    return iter(tqdm(stream, total=total, desc=f"epoch {epoch}", leave=False))
+
+
+@torch.no_grad()
+def predict(model: ForecastModel, ds: WindowDataset, batch_size: int = 1024, *, by_date: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Model-scale quantiles (N, H, Q) for every sample, and the dataset positions they belong to."""
+    model.eval()
+    device = next(model.parameters()).device
+    outs, order = [], []
+    if by_date:
+        days = ds.arrays.day[ds.rows]
+        idx = np.argsort(days, kind="stable")
+        groups = np.split(idx, np.flatnonzero(np.diff(days[idx])) + 1)
+    else:
+        groups = [np.arange(lo, min(lo + batch_size, len(ds))) for lo in range(0, len(ds), batch_size)]
+    for group in groups:
+        batch = to_device(ds.get_batch(group), device)
+        outs.append(model(batch).float().cpu().numpy())
+        order.append(group)
+    if not outs:
+        return np.empty((0, model.sizes.horizon, model.sizes.n_quantiles), np.float32), np.empty(0, np.int64)
+    return np.concatenate(outs), np.concatenate(order)

@@ -1,0 +1,138 @@
+"""Honest walk-forward evaluation: per fold, fit everything (normaliser, vocabulary, model) on that
+fold's training dates only, predict its test block, and score every model and baseline on the same
+rows. Returns long prediction frames (raw log-return quantiles) for the metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from stockml.features import fit_normalizer, fit_symbol_vocab, inverse_target, walk_forward_folds
+from stockml.features.splits import Fold
+from stockml.features.windows import WindowArrays, WindowDataset, build_window_arrays
+from stockml.models import ModelSizes, build_model
+from stockml.models.base import ForecastModel
+from stockml.training.baselines import LinearQuantileModel, random_walk_quantiles
+from stockml.training.config import EvalConfig, TrainConfig
+from stockml.training.trainer import predict, train_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FoldOutput:
+    fold: Fold
+    predictions: dict[str, pd.DataFrame]  # name -> long predictions of this fold's test block
+    seconds: dict[str, dict[str, float]]  # name -> {"train_seconds", "predict_seconds"}
+    history: dict[str, list[dict[str, float]]] = field(default_factory=dict)
+
+
+def q_column(level: float) -> str:
+    return f"q{level:g}"
+
+
+def long_predictions(ds: WindowDataset, quantiles_raw: np.ndarray, levels: tuple[float, ...]) -> pd.DataFrame:
+    """(N, H, Q) raw quantiles of a dataset's samples -> one row per (ts_code, date, horizon)."""
+    a, rows = ds.arrays, ds.rows
+    n, h, _ = quantiles_raw.shape
+    frame = pd.DataFrame(
+        {
+            "ts_code": np.repeat(a.ts_code[rows], h),
+            "date": np.repeat(a.date[rows], h),
+            "horizon": np.tile(np.arange(1, h + 1), n),
+        }
+    )
+    for j, level in enumerate(levels):
+        frame[q_column(level)] = quantiles_raw[:, :, j].reshape(-1).astype(np.float64)  # (N, H) -> (N*H,)
+    return frame
+
+
+def _model_for(name: str, sizes: ModelSizes, cfg: EvalConfig) -> ForecastModel:
+    if name == "linear":
+        return LinearQuantileModel(sizes)
+    return build_model(name, sizes, cfg.model_configs.get(name))
+
+
+def run_fold(
+    frame: pd.DataFrame,
+    features: list[str],
+    labels: list[str],
+    fold: Fold,
+    cfg: EvalConfig,
+    train_cfg: TrainConfig,
+    n_sectors: int,
+) -> FoldOutput:
+    """Fit and predict every model and baseline on one fold."""
+    train_start, train_end = fold.train.start.date(), fold.train.end.date()
+    norm = fit_normalizer(frame, features, train_start, train_end, method=cfg.norm_method,
+                          label_columns=labels, normalize_target=True)
+    vocab = fit_symbol_vocab(frame, train_start, train_end)
+    arrays: WindowArrays = build_window_arrays(frame, norm, vocab, features)
+    train = WindowDataset.for_segment(arrays, cfg.lookback, fold.train, history_before_start=True)
+    valid = WindowDataset.for_segment(arrays, cfg.lookback, fold.valid, history_before_start=True) if fold.valid else None
+    test = WindowDataset.for_segment(arrays, cfg.lookback, fold.test, history_before_start=True)
+    sizes = ModelSizes(n_features=len(features), horizon=cfg.horizon, quantiles=cfg.quantiles,
+                       n_symbols=vocab.size, n_sectors=n_sectors)
+    out = FoldOutput(fold, {}, {})
+    if "random_walk" in cfg.baselines:
+        began = time.perf_counter()
+        in_train = fold.train.mask(frame["trade_date"].to_numpy())
+        rw = random_walk_quantiles(frame.loc[in_train, ["ts_code", *labels]], labels, cfg.quantiles,
+                                   arrays.ts_code[test.rows])
+        out.predictions["random_walk"] = long_predictions(test, rw, cfg.quantiles)
+        out.seconds["random_walk"] = {"train_seconds": time.perf_counter() - began, "predict_seconds": 0.0}
+    names = [*cfg.models, *(["linear"] if "linear" in cfg.baselines else [])]
+    for name in names:
+        model = _model_for(name, sizes, cfg)
+        by_date = name == "graph"
+        result = train_model(model, train, valid, train_cfg, by_date=by_date)
+        began = time.perf_counter()
+        scaled, order = predict(model, test, by_date=by_date)
+        raw = np.empty_like(scaled)
+        raw[order] = inverse_target(scaled, norm, quantiles=True)
+        out.predictions[name] = long_predictions(test, raw, cfg.quantiles)
+        out.seconds[name] = {"train_seconds": result.seconds, "predict_seconds": time.perf_counter() - began}
+        out.history[name] = result.history
+        log.info("fold %d %s: %d epochs, best %s, %.1f s", fold.index, name, len(result.history),
+                 result.best_epoch, result.seconds)
+    return out
+
+
+def run_walk_forward(
+    frame: pd.DataFrame,
+    features: list[str],
+    labels: list[str],
+    cfg: EvalConfig,
+    train_cfg: TrainConfig,
+    n_sectors: int,
+    on_fold: Callable[[FoldOutput], None] | None = None,
+) -> list[FoldOutput]:
+    """Every fold in time order. ``on_fold`` sees each fold as soon as it is done (for logging)."""
+    dates = pd.DatetimeIndex(sorted(frame["trade_date"].unique()))
+    folds = walk_forward_folds(dates, cfg.folds, cfg.test_days, cfg.horizon, mode=cfg.mode,
+                               min_train_days=cfg.min_train_days, valid_days=cfg.valid_days)
+    outputs = []
+    for fold in folds:
+        output = run_fold(frame, features, labels, fold, cfg, train_cfg, n_sectors)
+        if on_fold is not None:
+            on_fold(output)
+        outputs.append(output)
+    return outputs
+
+
+def with_truth(preds: pd.DataFrame, frame: pd.DataFrame, labels: list[str], closes: pd.DataFrame) -> pd.DataFrame:
+    """Attach ``y_true`` (the realised label) and ``last_close`` (raw close at the as-of date)."""
+    truth = frame[["ts_code", "trade_date", *labels]].melt(
+        id_vars=["ts_code", "trade_date"], var_name="label", value_name="y_true"
+    )
+    truth["horizon"] = truth["label"].str.removeprefix("label_h").astype(int)
+    truth = truth.rename(columns={"trade_date": "date"}).drop(columns="label")
+    merged = preds.merge(truth, on=["ts_code", "date", "horizon"], how="left")
+    close = closes.rename(columns={"trade_date": "date", "close": "last_close"})[["ts_code", "date", "last_close"]]
+    return merged.merge(close, on=["ts_code", "date"], how="left")
