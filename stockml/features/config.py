@@ -13,12 +13,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 # Days after ``period_end`` on which a table's value is public at the close. Monthly ``period_end`` is
 # the month end, so ``10`` means "the 10th of the next month".
 DEFAULT_MACRO_LAG_DAYS: dict[str, int] = {
-    # NBS publishes CPI/PPI around the 9th-10th of the following month.
-    "cn_cpi_ppi_mom_monthly": 10,
-    # NBS publishes the official PMI on the last day of the month it describes (09:30).
+    # NBS publishes CPI/PPI about the 10th of the following month, in practice between the 8th and
+    # the 13th (e.g. 12 Jan 2024, 13 Oct 2024): the 15th keeps every release in the past.
+    "cn_cpi_ppi_mom_monthly": 15,
+    # NBS publishes the official PMI at 09:30 on the last day of the month it describes.
     "cn_pmi_monthly": 0,
-    # PBoC money and credit figures come out between the 10th and the 15th, sometimes later.
-    "cn_money_credit_monthly": 15,
+    # PBoC money and credit figures come out mid-month, on no fixed day and up to about the 17th
+    # (later around the Spring Festival): the 20th.
+    "cn_money_credit_monthly": 20,
     # ChinaBond publishes the day's curve after the equity close: usable the next trading day.
     "cgb_yield_curve": 1,
     # SHIBOR is fixed and published at 11:00, before the close of the same day.
@@ -68,11 +70,15 @@ class FeatureConfig(BaseModel):
     macro_series: tuple[str, ...] | None = None
     max_macro_series: int = Field(default=24, ge=0)
     max_macro_series_per_table: int = Field(default=6, ge=1)
-    macro_min_history: int = Field(default=12, ge=2)
+    # Releases a series needs by the first output date to be picked automatically.
+    macro_min_history: int = Field(default=2, ge=1)
     macro_changes: bool = True
 
     market_index: str | None = "000300.SH"
-    sentiment_lag: int = Field(default=1, ge=0)
+    # Trading days between a sentiment row's trade_date and its use. The lake's convention is that a
+    # score dated t is public by the close of t (the demo source publishes it then), so 0 is point-in-
+    # time; raise it for a source that dates scores by news time rather than publication.
+    sentiment_lag: int = Field(default=0, ge=0)
     sentiment_neutral: float = 0.0
 
     norm_method: Literal["zscore", "robust"] = "zscore"
@@ -89,7 +95,9 @@ class FeatureConfig(BaseModel):
         if self.macd_fast >= self.macd_slow:
             raise ValueError(f"macd_fast ({self.macd_fast}) must be < macd_slow ({self.macd_slow})")
         if set(self.max_staleness_days) != {"M", "D"}:
-            raise ValueError(f"max_staleness_days needs keys 'M' and 'D', got {sorted(self.max_staleness_days)}")
+            raise ValueError(
+                f"max_staleness_days needs keys 'M' and 'D', got {sorted(self.max_staleness_days)}"
+            )
         return self
 
     @property

@@ -26,7 +26,9 @@ def sector_features(prices: pd.DataFrame, stock_basic: pd.DataFrame | None, voca
     sector = vocab.encode(industry)
     ret = prices[RET_1D].to_numpy(np.float64)
     has = np.isfinite(ret)
-    keys = pd.DataFrame({"d": prices[TRADE_DATE].to_numpy(), "s": sector, "r": np.where(has, ret, 0.0), "n": has})
+    keys = pd.DataFrame(
+        {"d": prices[TRADE_DATE].to_numpy(), "s": sector, "r": np.where(has, ret, 0.0), "n": has}
+    )
     grouped = keys.groupby(["d", "s"], sort=False)
     total = grouped["r"].transform("sum").to_numpy(np.float64)
     count = grouped["n"].transform("sum").to_numpy(np.float64)
@@ -44,7 +46,9 @@ def index_returns(index_daily: pd.DataFrame, code: str) -> pd.DataFrame:
     if "pct_chg" in rows.columns:
         ret = np.log1p(rows["pct_chg"] / 100.0).fillna(ret)
     out = pd.DataFrame({"mkt_logret_1": ret.to_numpy(), "mkt_logret_5": ret.rolling(5).sum().to_numpy()})
-    return out.set_index(pd.DatetimeIndex(rows[TRADE_DATE].astype("datetime64[ns]").to_numpy(), name=TRADE_DATE))
+    return out.set_index(
+        pd.DatetimeIndex(rows[TRADE_DATE].astype("datetime64[ns]").to_numpy(), name=TRADE_DATE)
+    )
 
 
 def pick_index(index_daily: pd.DataFrame, wanted: str | None) -> str | None:
@@ -72,13 +76,18 @@ def sentiment_features(
     idx = idx if idx is not None else panel_index(prices)
     scores = sentiment.drop_duplicates([TS_CODE, TRADE_DATE], keep="last")
     joined = prices[[TS_CODE, TRADE_DATE]].merge(
-        scores[[TS_CODE, TRADE_DATE, "score"]].assign(**{TRADE_DATE: scores[TRADE_DATE].astype("datetime64[ns]")}),
+        scores[[TS_CODE, TRADE_DATE, "score"]].assign(
+            **{TRADE_DATE: scores[TRADE_DATE].astype("datetime64[ns]")}
+        ),
         on=[TS_CODE, TRADE_DATE],
         how="left",
     )
     lagged = idx.to_long(idx.to_panel(joined["score"]).shift(lag))
     missing = ~np.isfinite(lagged)
     return pd.DataFrame(
-        {"sentiment": np.where(missing, neutral, lagged), "sentiment_missing_flag": missing.astype(np.float64)},
+        {
+            "sentiment": np.where(missing, neutral, lagged),
+            "sentiment_missing_flag": missing.astype(np.float64),
+        },
         index=prices.index,
     )

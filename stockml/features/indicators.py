@@ -10,6 +10,8 @@ for M=1); MACD histogram = ``2 * (DIF - DEA)``; standard deviations are populati
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
@@ -17,7 +19,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from stockml.features.config import FeatureConfig
 from stockml.features.panel import PanelIndex, panel_index
 
-Panel = pd.DataFrame
+Panel: TypeAlias = pd.DataFrame
 
 
 def ema(x: Panel, n: int) -> Panel:
@@ -41,7 +43,9 @@ def macd(close: Panel, fast: int = 12, slow: int = 26, signal: int = 9) -> tuple
     return dif, dea, 2.0 * (dif - dea)
 
 
-def kdj(close: Panel, high: Panel, low: Panel, n: int = 9, m1: int = 3, m2: int = 3) -> tuple[Panel, Panel, Panel]:
+def kdj(
+    close: Panel, high: Panel, low: Panel, n: int = 9, m1: int = 3, m2: int = 3
+) -> tuple[Panel, Panel, Panel]:
     """RSV over ``n`` days; K = SMA(RSV, m1, 1); D = SMA(K, m2, 1); J = 3K - 2D (0..100 scale).
 
     A day whose n-day range is zero has an undefined RSV; it is taken as 50 (neutral).
@@ -133,7 +137,9 @@ def indicator_columns() -> list[str]:
     ]  # fmt: skip
 
 
-def indicator_features(prices: pd.DataFrame, config: FeatureConfig, idx: PanelIndex | None = None) -> pd.DataFrame:
+def indicator_features(
+    prices: pd.DataFrame, config: FeatureConfig, idx: PanelIndex | None = None
+) -> pd.DataFrame:
     """All indicators on adjusted OHLC, scale-free: levels as ``x / close - 1``, spreads as ``x / close``,
     oscillators on 0..100 scales divided by 100, CCI by 100. A new frame on ``prices``' index."""
     idx = idx if idx is not None else panel_index(prices)

@@ -22,11 +22,13 @@ def label_columns(horizon: int) -> list[str]:
 
 
 def forward_log_returns(prices: pd.DataFrame, horizon: int, idx: PanelIndex | None = None) -> pd.DataFrame:
-    """``label_h1..label_hH`` on ``prices``' index (output of :func:`stockml.features.returns.adjust_prices`)."""
+    """``label_h1..label_hH`` on the index of ``prices`` (the output of ``adjust_prices``)."""
     idx = idx if idx is not None else panel_index(prices)
     level = idx.to_panel(prices[LOG_LEVEL])
     # Padding after a symbol's last row is NaN, so a horizon past the end is NaN.
-    cols = {name: idx.to_long(level.shift(-k) - level) for k, name in enumerate(label_columns(horizon), start=1)}
+    cols = {
+        name: idx.to_long(level.shift(-k) - level) for k, name in enumerate(label_columns(horizon), start=1)
+    }
     return pd.DataFrame(cols, index=prices.index)
 
 
@@ -36,4 +38,6 @@ def prices_from_log_returns(base_price: np.ndarray, log_returns: np.ndarray) -> 
     With the raw close of day t as base, the path is in day t's share terms (ex-dividend moves after
     t are already in the adjusted returns).
     """
-    return np.asarray(base_price, dtype=np.float64)[..., None] * np.exp(np.asarray(log_returns, dtype=np.float64))
+    return np.asarray(base_price, dtype=np.float64)[..., None] * np.exp(
+        np.asarray(log_returns, dtype=np.float64)
+    )

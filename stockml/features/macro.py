@@ -56,17 +56,18 @@ def release_dates(macro: pd.DataFrame, config: FeatureConfig) -> pd.Series:
 
 
 def select_series(macro: pd.DataFrame, start: pd.Timestamp, config: FeatureConfig) -> list[MacroSeries]:
-    """The series to use, judged only on what was released by ``start`` (the first trade date).
+    """The series to use, judged only on what was released by ``start``, the first date of the output.
 
     Explicit ``config.macro_series`` ("table/series") wins. Otherwise a series qualifies when it had at
     least ``macro_min_history`` releases by ``start`` and was not already stale then; within a table
     the longest histories come first (ties by name), and tables take turns up to ``max_macro_series``.
-    Judging at the start keeps the choice independent of anything later.
+    Judging at the first output date keeps the choice independent of anything later: no output row is
+    dated before it, so no data after any output row's date can change the set of columns.
     """
     macro = macro.assign(_release=release_dates(macro, config))
     groups = {key: g for key, g in macro.groupby(["table", "series"], sort=True)}
     if config.macro_series is not None:
-        wanted = [tuple(s.split("/", 1)) for s in config.macro_series]
+        wanted = [(t, s) for t, _, s in (name.partition("/") for name in config.macro_series)]
         missing = [f"{t}/{s}" for t, s in wanted if (t, s) not in groups]
         if missing:
             raise ValueError(f"macro series not in the macro table: {missing}")
@@ -81,7 +82,9 @@ def select_series(macro: pd.DataFrame, start: pd.Timestamp, config: FeatureConfi
             if (start - known["_release"].max()).days > config.max_staleness_days[freq]:
                 continue
             ranked.setdefault(table, []).append((-len(known), series))
-        per_table = [[s for _, s in sorted(v)][: config.max_macro_series_per_table] for _, v in sorted(ranked.items())]
+        per_table = [
+            [s for _, s in sorted(v)][: config.max_macro_series_per_table] for _, v in sorted(ranked.items())
+        ]
         tables = sorted(ranked)
         chosen = [
             (tables[t], names[rank])
@@ -98,25 +101,26 @@ def select_series(macro: pd.DataFrame, start: pd.Timestamp, config: FeatureConfi
 
 
 def macro_features(
-    macro: pd.DataFrame, dates: pd.DatetimeIndex, config: FeatureConfig
+    macro: pd.DataFrame, dates: pd.DatetimeIndex, config: FeatureConfig, select_at: pd.Timestamp | None = None
 ) -> tuple[pd.DataFrame, list[MacroSeries]]:
     """One row per trade date (index ``dates``, sorted): selected values, their changes since the
     previous release, and per table ``staleness_days`` (the oldest selected series, capped) and
-    ``stale_flag``. Before a series' first release its value is 0 and its table is flagged stale."""
+    ``stale_flag``. Before a series' first release its value is 0 and its table is flagged stale.
+    Series are chosen on what was released by ``select_at`` (default: the first date)."""
     if macro is None or macro.empty or len(dates) == 0:
         return pd.DataFrame(index=dates), []
     macro = macro.loc[np.isfinite(macro["value"].to_numpy(np.float64))]
     macro = macro.assign(period_end=macro["period_end"].astype("datetime64[ns]"))
     dates = pd.DatetimeIndex(dates.astype("datetime64[ns]"), name="trade_date")
-    selected = select_series(macro, dates[0], config)
+    selected = select_series(macro, select_at if select_at is not None else dates[0], config)
     left = pd.DataFrame({"trade_date": dates})
     out: dict[str, np.ndarray] = {}
     staleness: dict[str, list[np.ndarray]] = {}
     for s in selected:
         rows = macro.loc[(macro["table"] == s.table) & (macro["series"] == s.series), ["period_end", "value"]]
-        rows = rows.sort_values("period_end").assign(
-            release=lambda r: r["period_end"] + pd.Timedelta(days=s.lag_days),
-            change=lambda r: r["value"].diff(),
+        rows = rows.sort_values("period_end")
+        rows = rows.assign(
+            release=rows["period_end"] + pd.Timedelta(days=s.lag_days), change=rows["value"].diff()
         )
         joined = pd.merge_asof(left, rows, left_on="trade_date", right_on="release", direction="backward")
         age = (joined["trade_date"] - joined["release"]).dt.days.to_numpy(np.float64)
@@ -133,7 +137,9 @@ def macro_features(
     return pd.DataFrame(out, index=dates), selected
 
 
-def macro_summary(frame: pd.DataFrame, macro: pd.DataFrame, selected: list[MacroSeries]) -> list[dict[str, object]]:
+def macro_summary(
+    frame: pd.DataFrame, macro: pd.DataFrame, selected: list[MacroSeries]
+) -> list[dict[str, object]]:
     """Per selected series: names, lag, last release, and how stale it is at the frame's last date."""
     if not selected:
         return []

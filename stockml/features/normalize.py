@@ -62,7 +62,9 @@ class NormParams(BaseModel):
             return
         missing = [f for f in self.features if f not in features]
         extra = [f for f in features if f not in self.features]
-        detail = f"missing {missing}, unexpected {extra}" if missing or extra else "same names, different order"
+        detail = (
+            f"missing {missing}, unexpected {extra}" if missing or extra else "same names, different order"
+        )
         raise FeatureMismatchError(
             f"features differ from those the normaliser was fitted on (hash {self.features_hash[:12]} vs "
             f"{features_hash(list(features))[:12]}): {detail}"
@@ -134,7 +136,9 @@ def fit_normalizer(
     for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
         if hi - lo >= min_rows:
             center, scale = _stats(values[lo:hi], method, passthrough)
-            per_symbol[str(codes[lo])] = Stats(center=center.tolist(), scale=scale.tolist(), n_rows=int(hi - lo))
+            per_symbol[str(codes[lo])] = Stats(
+                center=center.tolist(), scale=scale.tolist(), n_rows=int(hi - lo)
+            )
     target_scale = None
     if normalize_target and label_columns:
         std = np.nanstd(train[label_columns].to_numpy(np.float64), axis=0)
@@ -154,7 +158,9 @@ def fit_normalizer(
     )
 
 
-def transform_features(frame: pd.DataFrame, params: NormParams, features: list[str] | None = None) -> np.ndarray:
+def transform_features(
+    frame: pd.DataFrame, params: NormParams, features: list[str] | None = None
+) -> np.ndarray:
     """(n, F) float32 matrix of normalised, clipped features in ``params.features`` order.
 
     ``features``: the caller's current feature list, checked against the fitted one (default: the
@@ -181,11 +187,15 @@ def transform_features(frame: pd.DataFrame, params: NormParams, features: list[s
 
 def normalize_frame(frame: pd.DataFrame, params: NormParams) -> pd.DataFrame:
     """A copy of ``frame`` whose feature columns are normalised (labels untouched)."""
-    return frame.assign(**dict(zip(params.features, transform_features(frame, params).T.astype(np.float64), strict=True)))
+    return frame.assign(
+        **dict(zip(params.features, transform_features(frame, params).T.astype(np.float64), strict=True))
+    )
 
 
 def _scale_like(y: Any, params: NormParams, quantiles: bool) -> Any:
-    scale = np.asarray(params.target_scale if params.target_scale is not None else [1.0] * len(params.label_columns))
+    scale = np.asarray(
+        params.target_scale if params.target_scale is not None else [1.0] * len(params.label_columns)
+    )
     scale = scale[:, None] if quantiles else scale  # (H,) -> (H, 1) to broadcast over (..., H, Q)
     return y.new_tensor(scale) if hasattr(y, "new_tensor") else scale
 

@@ -17,7 +17,6 @@ from stockml.features.panel import PanelIndex, panel_index, sort_long
 RET_1D = "_ret_1d"  # one-day log return of the adjusted close (intermediate)
 LOG_LEVEL = "_log_adj_close"  # cumulative log return since the symbol's first row (intermediate)
 ADJ_PRICES = ("adj_open", "adj_high", "adj_low", "adj_close")
-RETURN_SOURCES = ("adj_factor", "pct_chg", "pre_close", "none")
 
 
 def adjust_prices(bars: pd.DataFrame, adj_factor: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -34,9 +33,10 @@ def adjust_prices(bars: pd.DataFrame, adj_factor: pd.DataFrame | None = None) ->
     close = frame["close"].to_numpy(np.float64)
     candidates: list[tuple[str, np.ndarray]] = []
     if adj_factor is not None and len(adj_factor):
-        factor = frame[[TS_CODE, TRADE_DATE]].merge(
-            adj_factor[[TS_CODE, TRADE_DATE, "adj_factor"]], on=[TS_CODE, TRADE_DATE], how="left"
-        )["adj_factor"]
+        factors = adj_factor[[TS_CODE, TRADE_DATE, "adj_factor"]].drop_duplicates([TS_CODE, TRADE_DATE])
+        factor = frame[[TS_CODE, TRADE_DATE]].merge(factors, on=[TS_CODE, TRADE_DATE], how="left")[
+            "adj_factor"
+        ]
         log_adj = np.log(close * factor.to_numpy(np.float64))
         prev = np.r_[np.nan, log_adj[:-1]]
         candidates.append(("adj_factor", np.where(first, np.nan, log_adj - prev)))
@@ -77,7 +77,9 @@ def adjust_prices(bars: pd.DataFrame, adj_factor: pd.DataFrame | None = None) ->
     )
 
 
-def return_features(prices: pd.DataFrame, config: FeatureConfig, idx: PanelIndex | None = None) -> pd.DataFrame:
+def return_features(
+    prices: pd.DataFrame, config: FeatureConfig, idx: PanelIndex | None = None
+) -> pd.DataFrame:
     """Log returns at ``config.return_lags``, realised volatility, amplitude, z-scores, turnover.
 
     ``prices`` is the output of :func:`adjust_prices`. Returns a new frame on the same index.

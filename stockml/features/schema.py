@@ -21,7 +21,9 @@ KEY_COLUMNS = (TS_CODE, TRADE_DATE, SECTOR_ID)
 
 def _finite(nullable: bool) -> pa.Check:
     if nullable:
-        return pa.Check(lambda s: pd.Series(~np.isinf(s.to_numpy(np.float64)), index=s.index), name="not_infinite")
+        return pa.Check(
+            lambda s: pd.Series(~np.isinf(s.to_numpy(np.float64)), index=s.index), name="not_infinite"
+        )
     return pa.Check(lambda s: pd.Series(np.isfinite(s.to_numpy(np.float64)), index=s.index), name="finite")
 
 
@@ -33,17 +35,24 @@ def feature_schema(feature_columns: list[str], label_columns: list[str]) -> pa.D
 def _schema(feature_columns: tuple[str, ...], label_columns: tuple[str, ...]) -> pa.DataFrameSchema:
     columns: dict[str, pa.Column] = {
         TS_CODE: pa.Column(str, nullable=False),
-        TRADE_DATE: pa.Column("datetime64[ns]", nullable=False),
+        TRADE_DATE: pa.Column("datetime64[ns]", nullable=False, coerce=True),  # parquet may give [us]
         SECTOR_ID: pa.Column("int64", pa.Check.ge(0), nullable=False),
     }
     columns.update({c: pa.Column("float64", _finite(False), nullable=False) for c in feature_columns})
     columns.update({c: pa.Column("float64", _finite(True), nullable=True) for c in label_columns})
-    return pa.DataFrameSchema(columns, strict=True, ordered=False, unique=[TS_CODE, TRADE_DATE], name="features")
+    return pa.DataFrameSchema(
+        columns, strict=True, ordered=False, unique=[TS_CODE, TRADE_DATE], name="features"
+    )
 
 
-def validate_features(frame: pd.DataFrame, feature_columns: list[str], label_columns: list[str]) -> pd.DataFrame:
-    """Validate lazily (every failure listed); raises ``pandera.errors.SchemaErrors``."""
-    return feature_schema(feature_columns, label_columns).validate(frame, lazy=True, inplace=True)
+def validate_features(
+    frame: pd.DataFrame, feature_columns: list[str], label_columns: list[str], inplace: bool = False
+) -> pd.DataFrame:
+    """Validate lazily (every failure listed); raises ``pandera.errors.SchemaErrors``.
+
+    ``inplace=True`` skips pandera's copy (the pipeline validates the frame it has just built).
+    """
+    return feature_schema(feature_columns, label_columns).validate(frame, lazy=True, inplace=inplace)
 
 
 def split_columns(frame: pd.DataFrame) -> tuple[list[str], list[str]]:

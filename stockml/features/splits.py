@@ -45,7 +45,9 @@ def _range(days: pd.DatetimeIndex, lo: int, hi: int) -> DateRange:
     return DateRange(days[lo], days[hi])
 
 
-def check_gap(dates: Sequence[object] | pd.DatetimeIndex, earlier: DateRange, later: DateRange, horizon: int) -> None:
+def check_gap(
+    dates: Sequence[object] | pd.DatetimeIndex, earlier: DateRange, later: DateRange, horizon: int
+) -> None:
     """Raise unless at least ``horizon`` trading days of ``dates`` lie strictly between the two ranges."""
     days = _days(dates)
     end_i = int(days.searchsorted(earlier.end, side="right")) - 1
@@ -88,8 +90,12 @@ class Segments:
         valid_end = valid_start + int(n * valid) - 1
         test_start = valid_end + horizon + 1
         if train_end < 0 or valid_end < valid_start or test_start > n - 1:
-            raise ValueError(f"{n} trading days are too few for fractions {train}/{valid} with gaps of {horizon}")
-        return cls(_range(days, 0, train_end), _range(days, valid_start, valid_end), _range(days, test_start, n - 1))
+            raise ValueError(
+                f"{n} trading days are too few for fractions {train}/{valid} with gaps of {horizon}"
+            )
+        return cls(
+            _range(days, 0, train_end), _range(days, valid_start, valid_end), _range(days, test_start, n - 1)
+        )
 
 
 @dataclass(frozen=True)
@@ -122,7 +128,9 @@ def walk_forward_folds(
     on fewer than ``min_train_days``.
     """
     if n_folds < 1 or test_days < 1 or min_train_days < 1:
-        raise ValueError(f"n_folds, test_days, min_train_days must be >= 1, got {n_folds}, {test_days}, {min_train_days}")
+        raise ValueError(
+            f"n_folds, test_days, min_train_days must be >= 1, got {n_folds}, {test_days}, {min_train_days}"
+        )
     days = _days(dates)
     n = len(days)
     window = train_days if train_days is not None else min_train_days
@@ -133,13 +141,25 @@ def walk_forward_folds(
         train_end = test_start - horizon - 1
         if valid_days > 0:
             valid_end = train_end
-            valid = _range(days, valid_end - valid_days + 1, valid_end) if valid_end - valid_days + 1 >= 0 else None
+            valid = (
+                _range(days, valid_end - valid_days + 1, valid_end)
+                if valid_end - valid_days + 1 >= 0
+                else None
+            )
             train_end = valid_end - valid_days - horizon
         train_start = 0 if mode == "expanding" else max(0, train_end - window + 1)
         if train_end - train_start + 1 < min_train_days or valid_days > 0 and valid is None:
             raise ValueError(
                 f"fold {k}: {max(train_end - train_start + 1, 0)} training days before "
-                f"{days[max(test_start, 0)].date()}, need {min_train_days} (n_folds={n_folds}, test_days={test_days})"
+                f"{days[max(test_start, 0)].date()}, need {min_train_days} "
+                f"(n_folds={n_folds}, test_days={test_days})"
             )
-        folds.append(Fold(k, _range(days, train_start, train_end), _range(days, test_start, test_start + test_days - 1), valid))
+        folds.append(
+            Fold(
+                k,
+                _range(days, train_start, train_end),
+                _range(days, test_start, test_start + test_days - 1),
+                valid,
+            )
+        )
     return folds

@@ -67,7 +67,7 @@ def fit_vocab(
 
 
 def fit_symbol_vocab(frame: pd.DataFrame, start: dt.date | None, end: dt.date | None) -> Vocab:
-    """Symbols with at least one row in [start, end] (the training window) of a frame with ts_code, trade_date."""
+    """Symbols with at least one row dated in [start, end], the training window."""
     dates = frame["trade_date"]
     inside = pd.Series(True, index=frame.index)
     if start is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,7 +29,7 @@ from stockml.features.schema import split_columns
 from stockml.features.splits import DateRange
 from stockml.features.vocab import Vocab
 
-Batch = dict[str, object]
+Batch = dict[str, Any]
 
 
 @dataclass(frozen=True)

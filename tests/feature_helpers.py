@@ -1,0 +1,179 @@
+"""Test helpers for the feature pipeline: tiny seeded synthetic markets and a reader of ashare_sample.
+
+The reader only serves these tests (the project's real loader lives in ``stockml.data``): it turns the
+sample CSVs into the validated canonical frames ``build_feature_frame`` expects.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from stockml.data.base import MarketData
+
+ASHARE_SAMPLE = Path(__file__).resolve().parents[1].parent / "shared/data/ashare_sample"
+INDUSTRIES = ("银行", "白酒", "汽车")
+
+
+def synthetic_market(
+    n_symbols: int = 4,
+    n_days: int = 120,
+    seed: int = 0,
+    *,
+    start: str = "2021-01-04",
+    suspend_prob: float = 0.03,
+    macro: bool = True,
+    sentiment: bool = True,
+) -> MarketData:
+    """A small market whose adjusted returns are known exactly.
+
+    Raw closes drop on ex-dividend days (adj_factor rises), pre_close is ex-adjusted as tushare does,
+    some days are suspended (no bar) and one symbol lists late, so raw close differences are wrong.
+    """
+    rng = np.random.default_rng(seed)
+    dates = pd.bdate_range(start, periods=n_days)
+    codes = [f"{600000 + i:06d}.SH" for i in range(n_symbols)]
+    log_adj = np.log(rng.uniform(5, 50, n_symbols)) + np.cumsum(
+        rng.normal(0, 0.02, (n_days, n_symbols)), axis=0
+    )
+    jumps = np.where(
+        rng.random((n_days, n_symbols)) < 0.02, rng.uniform(0.01, 0.08, (n_days, n_symbols)), 0.0
+    )
+    factor = np.exp(np.cumsum(np.log1p(jumps), axis=0))
+    keep = rng.random((n_days, n_symbols)) >= suspend_prob
+    keep[:, -1] &= np.arange(n_days) >= n_days // 4  # a late listing
+    day_i, sym_i = np.nonzero(keep)
+    order = np.lexsort((day_i, sym_i))
+    day_i, sym_i = day_i[order], sym_i[order]
+    frame = pd.DataFrame(
+        {
+            "ts_code": np.asarray(codes, dtype=object)[sym_i],
+            "trade_date": dates[day_i].astype("datetime64[ns]"),
+            "_la": log_adj[day_i, sym_i],
+            "adj_factor": factor[day_i, sym_i],
+        }
+    )
+    prev_la = frame.groupby("ts_code")["_la"].shift(1)
+    close = np.exp(frame["_la"]) / frame["adj_factor"]
+    pre_close = np.exp(prev_la) / frame["adj_factor"]  # previous adjusted close in today's share terms
+    first_pre = close / np.exp(rng.normal(0, 0.02, len(frame)))
+    pre_close = pre_close.fillna(first_pre)
+    noise = np.abs(rng.normal(0, 0.01, (3, len(frame))))
+    open_ = pre_close * np.exp(rng.normal(0, 0.01, len(frame)))
+    high = np.maximum(open_, close) * np.exp(noise[0])
+    low = np.minimum(open_, close) * np.exp(-noise[1])
+    vol = rng.lognormal(10, 0.5, len(frame))
+    bars = pd.DataFrame(
+        {
+            "ts_code": frame["ts_code"].astype(str),
+            "trade_date": frame["trade_date"],
+            "open": open_,
+            "high": high,
+            "low": low,
+            "close": close,
+            "pre_close": pre_close,
+            "change": close - pre_close,
+            "pct_chg": (close / pre_close - 1.0) * 100.0,
+            "vol": vol,
+            "amount": vol * close / 10.0,
+        }
+    )
+    adj = frame[["ts_code", "trade_date", "adj_factor"]].assign(ts_code=lambda f: f["ts_code"].astype(str))
+    market = np.cumsum(rng.normal(0, 0.01, n_days))
+    index_daily = pd.DataFrame(
+        {
+            "ts_code": "000300.SH",
+            "trade_date": dates.astype("datetime64[ns]"),
+            "close": 4000 * np.exp(market),
+            "pct_chg": np.r_[0.0, np.expm1(np.diff(market))] * 100.0,
+        }
+    )
+    stock_basic = pd.DataFrame(
+        {
+            "ts_code": codes,
+            "name": [f"S{i}" for i in range(n_symbols)],
+            "industry": [INDUSTRIES[i % len(INDUSTRIES)] if i != 1 else None for i in range(n_symbols)],
+        }
+    )
+    return MarketData(
+        bars=bars,
+        adj_factor=adj,
+        index_daily=index_daily,
+        stock_basic=stock_basic,
+        macro=synthetic_macro(dates, rng) if macro else None,
+        sentiment=synthetic_sentiment(bars, rng) if sentiment else None,
+    )
+
+
+def synthetic_macro(dates: pd.DatetimeIndex, rng: np.random.Generator) -> pd.DataFrame:
+    """A monthly CPI-like series (Chinese name) and a daily rate that stops two thirds of the way in."""
+    months = pd.date_range(dates[0] - pd.DateOffset(years=2), dates[-1], freq="ME")
+    cpi = pd.DataFrame(
+        {"table": "cn_cpi_ppi_mom_monthly", "series": "CPI:环比", "freq": "M", "period_end": months}
+    ).assign(value=rng.normal(0.1, 0.3, len(months)).round(2))
+    days = pd.bdate_range(dates[0] - pd.DateOffset(months=3), dates[len(dates) * 2 // 3])
+    rate = pd.DataFrame({"table": "shibor", "series": "on", "freq": "D", "period_end": days}).assign(
+        value=2.0 + np.cumsum(rng.normal(0, 0.02, len(days)))
+    )
+    out = pd.concat([cpi, rate], ignore_index=True)
+    return out.assign(period_end=out["period_end"].astype("datetime64[ns]"))
+
+
+def synthetic_sentiment(bars: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    rows = bars.loc[rng.random(len(bars)) < 0.8, ["ts_code", "trade_date"]]
+    return rows.assign(score=rng.normal(0, 1, len(rows))).reset_index(drop=True)
+
+
+def _read(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype={"ts_code": str, "trade_date": str, "list_date": str, "delist_date": str})
+
+
+def _dates(text: pd.Series, fmt: str) -> pd.Series:
+    return pd.to_datetime(text, format=fmt).astype("datetime64[ns]")
+
+
+def _melt_macro(path: Path) -> pd.DataFrame:
+    """Wide sample macro file -> long (table, series, freq, period_end, value)."""
+    raw = pd.read_csv(path, dtype=str)
+    if "month" in raw.columns:
+        time_col, freq = "month", "M"
+        period = pd.to_datetime(raw["month"], format="%Y-%m") + pd.offsets.MonthEnd(0)
+    elif "workTime" in raw.columns:
+        time_col, freq, period = "workTime", "D", pd.to_datetime(raw["workTime"], format="%Y-%m-%d")
+    else:
+        time_col, freq, period = "date", "D", pd.to_datetime(raw["date"], format="%Y%m%d")
+    values = raw.drop(columns=[time_col]).apply(pd.to_numeric, errors="coerce").dropna(axis=1, how="all")
+    long = values.assign(period_end=period.astype("datetime64[ns]")).melt(
+        id_vars="period_end", var_name="series", value_name="value"
+    )
+    long = long.dropna(subset=["value"]).assign(table=path.stem, freq=freq)
+    return long[["table", "series", "freq", "period_end", "value"]].reset_index(drop=True)
+
+
+def load_ashare_sample(root: Path = ASHARE_SAMPLE) -> MarketData:
+    """The sample's CSVs as validated canonical frames (bars, index_daily, stock_basic, macro)."""
+    numeric = ["open", "high", "low", "close", "pre_close", "change", "pct_chg", "vol", "amount"]
+    bars = pd.concat([_read(p) for p in sorted((root / "daily").glob("*.csv"))], ignore_index=True)
+    bars = bars.assign(
+        trade_date=_dates(bars["trade_date"], "%Y%m%d"), **{c: bars[c].astype(float) for c in numeric}
+    )
+    index_daily = _read(root / "index_daily.csv")
+    index_daily = index_daily.assign(trade_date=_dates(index_daily["trade_date"], "%Y%m%d"))
+    basic = _read(root / "stock_basic.csv")
+    basic = basic.assign(
+        list_date=pd.to_datetime(basic["list_date"], format="%Y%m%d", errors="coerce").astype(
+            "datetime64[ns]"
+        ),
+        delist_date=pd.to_datetime(basic["delist_date"], format="%Y%m%d", errors="coerce").astype(
+            "datetime64[ns]"
+        ),
+    )[["ts_code", "name", "industry", "list_date", "delist_date"]]
+    macro = pd.concat([_melt_macro(p) for p in sorted((root / "macro").glob("*.csv"))], ignore_index=True)
+    return MarketData(
+        bars=bars.sort_values(["ts_code", "trade_date"]).reset_index(drop=True),
+        index_daily=index_daily,
+        stock_basic=basic,
+        macro=macro,
+    )
