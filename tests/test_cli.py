@@ -1,0 +1,52 @@
+"""The stockml command on the demo market and on the real sample: real files in, real files out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from stockml.cli import main
+from stockml.training.evaluate import build_report  # noqa: F401  (import cost paid once)
+
+
+def test_features_command_on_real_sample(sample_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "features.parquet"
+    code = main(["features", "--source", "local", "--local-dir", str(sample_dir), "--data-dir", str(tmp_path / "lake"),
+                 "--start", "2020-01-01", "--end", "2024-12-31", "--out", str(out)])
+    assert code == 0
+    frame = pd.read_parquet(out)
+    labels = [c for c in frame.columns if c.startswith("label_")]
+    assert labels == [f"label_h{h}" for h in range(1, 6)]
+    assert frame["ts_code"].nunique() == 10
+    assert frame["trade_date"].min() > pd.Timestamp("2020-01-02")  # warm-up rows dropped
+    assert any(c.startswith("macro__") for c in frame.columns)
+    # the last day's labels are unknown: nothing from after 2024-12-31 was invented
+    assert frame.loc[frame["trade_date"] == frame["trade_date"].max(), "label_h1"].isna().all()
+
+
+@pytest.mark.slow
+def test_evaluate_command_writes_the_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STOCKML_DEMO__START", "2021-01-04")
+    out = tmp_path / "report.json"
+    code = main(["evaluate", "--source", "demo", "--data-dir", str(tmp_path / "lake"), "--models", "lstm",
+                 "--start", "2021-01-04", "--end", "2023-12-29", "--folds", "2", "--test-days", "40",
+                 "--max-epochs", "1", "--no-mlflow", "--out", str(out)])
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert report["horizon"] == 5 and report["quantiles"][3] == 0.5
+    assert set(report["results"]) == {"lstm", "random_walk", "linear"}
+    assert report["results"]["random_walk"]["kind"] == "baseline"
+    assert report["results"]["lstm"]["kind"] == "model"
+    assert report["results"]["random_walk"]["metrics"]["skill_crps"] == 0.0
+    ns = {name: r["metrics"]["n"] for name, r in report["results"].items()}
+    # the same rows for everyone; at most 8 symbols x 2 folds x 40 days (suspensions, unrealised labels)
+    assert len(set(ns.values())) == 1 and 0.85 * 640 < ns["lstm"] <= 640
+    for fold in report["folds"]:
+        assert fold["train"][1] < fold["valid"][0] <= fold["valid"][1] < fold["test"][0]
+    assert set(report["results"]["lstm"]["per_horizon"]) == {"1", "2", "3", "4", "5"}
+    metrics = report["results"]["lstm"]["metrics"]
+    assert 0.0 <= metrics["coverage_90"] <= 1.0 and metrics["width_90"] > 0
+    assert report["data"]["symbols"] and report["data"]["rows"] > 0
