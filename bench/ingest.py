@@ -23,7 +23,19 @@ from stockml.data.local import LocalSource
 from stockml.ingest import validate_batch, write_batch
 from stockml.lake import Lake
 
-COLUMNS = ["ts_code", "trade_date", "open", "high", "low", "close", "pre_close", "change", "pct_chg", "vol", "amount"]
+COLUMNS = [
+    "ts_code",
+    "trade_date",
+    "open",
+    "high",
+    "low",
+    "close",
+    "pre_close",
+    "change",
+    "pct_chg",
+    "vol",
+    "amount",
+]
 
 
 def write_tushare_folder(root: Path, n_symbols: int, years: int) -> tuple[int, dt.date, dt.date]:
@@ -62,8 +74,10 @@ def main() -> None:
         t_write = ours - t_read - t_valid
 
         print(f"plain read_csv + to_parquet : {plain:6.2f} s  {rows / plain:>12,.0f} rows/s")
-        print(f"stockml ingest (library)    : {ours:6.2f} s  {rows / ours:>12,.0f} rows/s  "
-              f"(read {t_read:.2f} s, validate {t_valid:.2f} s, upsert {t_write:.2f} s)")
+        print(
+            f"stockml ingest (library)    : {ours:6.2f} s  {rows / ours:>12,.0f} rows/s  "
+            f"(read {t_read:.2f} s, validate {t_valid:.2f} s, upsert {t_write:.2f} s)"
+        )
         print(f"ratio ingest / plain        : {ours / plain:6.2f}x  (target < 3x)")
         t0 = time.perf_counter()
         write_batch(Lake(root / "lake"), validate_batch(data, dt.date.today(), root / "reports", "bench"))
@@ -73,10 +87,18 @@ def main() -> None:
             from flows.backfill import backfill
 
             t0 = time.perf_counter()
-            backfill(start=start, end=end, source="local", local_dir=root / "src", data_dir=root / "lake2",
-                     chunk_days=(end - start).days + 1)
+            backfill(
+                start=start,
+                end=end,
+                source="local",
+                local_dir=root / "src",
+                data_dir=root / "lake2",
+                chunk_days=(end - start).days + 1,
+            )
             flow = time.perf_counter() - t0
-            print(f"backfill flow (1 chunk)     : {flow:6.2f} s  {rows / flow:>12,.0f} rows/s (incl. Prefect start)")
+            print(
+                f"backfill flow (1 chunk)     : {flow:6.2f} s  {rows / flow:>12,.0f} rows/s (with Prefect)"
+            )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Backfill a date range in chunks, resumably: ``python -m flows.backfill --source demo --start ... --end ...``.
+"""Backfill a date range in chunks, resumably: ``python -m flows.backfill --source demo --start D --end D``.
 
 A rerun of the same request after a crash skips the chunks already written (the manifest records
 them) and finishes the job; upserts make any repeated chunk harmless.

@@ -1,4 +1,4 @@
-"""The ``stockml`` command: ``features`` and ``evaluate`` (``train`` and ``predict`` come with the registry).
+"""The ``stockml`` command: ``features`` and ``evaluate`` (``train`` and ``predict`` are not built yet).
 
 Every command first brings the lake at ``--data-dir`` up to date for the range (an idempotent,
 validated ingest from ``--source``), then reads it, so results are built from the validated lake.
@@ -19,9 +19,15 @@ DEFAULT_HISTORY_DAYS = 3 * 365
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", choices=["demo", "local", "tushare"], default=None)
     parser.add_argument("--data-dir", type=Path, default=None, help="lake root (default: settings, data/)")
-    parser.add_argument("--local-dir", type=Path, default=None, help="folder of tushare files (--source local)")
-    parser.add_argument("--start", type=dt.date.fromisoformat, default=None,
-                        help=f"first day of history (default: end - {DEFAULT_HISTORY_DAYS} days)")
+    parser.add_argument(
+        "--local-dir", type=Path, default=None, help="folder of tushare files (--source local)"
+    )
+    parser.add_argument(
+        "--start",
+        type=dt.date.fromisoformat,
+        default=None,
+        help=f"first day of history (default: end - {DEFAULT_HISTORY_DAYS} days)",
+    )
     parser.add_argument("--end", type=dt.date.fromisoformat, required=True)
     parser.add_argument("--symbols", nargs="*", default=None, help="ts_codes and/or index codes")
     parser.add_argument("--horizon", type=int, default=5)
@@ -50,8 +56,10 @@ def cmd_features(args: argparse.Namespace) -> int:
     result = build_feature_frame(data, FeatureConfig(horizon=args.horizon))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     result.frame.to_parquet(args.out, index=False)
-    print(f"wrote {args.out}: {len(result.frame):,} rows, {len(result.feature_columns)} features, "
-          f"{len(result.label_columns)} labels; summary: {json.dumps(result.summary, default=str)}")
+    print(
+        f"wrote {args.out}: {len(result.frame):,} rows, {len(result.feature_columns)} features, "
+        f"{len(result.label_columns)} labels; summary: {json.dumps(result.summary, default=str)}"
+    )
     return 0
 
 
@@ -62,8 +70,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     report = run_evaluation(settings, data, args, start)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2, default=str))
-    rows = [(name, r["kind"], r["metrics"].get("crps"), r["metrics"].get("skill_crps"), r["metrics"].get("rank_ic"))
-            for name, r in report["results"].items()]
+    rows = [
+        (
+            name,
+            r["kind"],
+            r["metrics"].get("crps"),
+            r["metrics"].get("skill_crps"),
+            r["metrics"].get("rank_ic"),
+        )
+        for name, r in report["results"].items()
+    ]
     print(f"wrote {args.out}")
     print(f"{'name':<16}{'kind':<10}{'crps':>10}{'skill_crps':>12}{'rank_ic':>10}")
     for name, kind, crps, skill, ric in rows:
@@ -78,11 +94,15 @@ def _fmt(value: float | None) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stockml", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    features = sub.add_parser("features", help="write the point-in-time feature frame (labels prefixed label_)")
+    features = sub.add_parser(
+        "features", help="write the point-in-time feature frame (labels prefixed label_)"
+    )
     _common(features)
     features.add_argument("--out", type=Path, required=True)
     features.set_defaults(func=cmd_features)
-    evaluate = sub.add_parser("evaluate", help="walk-forward evaluation of models and baselines, logged to MLflow")
+    evaluate = sub.add_parser(
+        "evaluate", help="walk-forward evaluation of models and baselines, logged to MLflow"
+    )
     _common(evaluate)
     evaluate.add_argument("--models", type=lambda s: tuple(m for m in s.split(",") if m), default=("lstm",))
     evaluate.add_argument("--folds", type=int, default=2)
@@ -90,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--max-epochs", type=int, default=5)
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--no-mlflow", action="store_true", help="write the report only")
+    evaluate.add_argument(
+        "--tracking-uri", default=None, help="MLflow server (default: sqlite under mlruns/)"
+    )
     evaluate.add_argument("--out", type=Path, required=True)
     evaluate.set_defaults(func=cmd_evaluate)
     return parser

@@ -112,8 +112,13 @@ def record_job_done(lake: Lake, *, job: str, source: str, start: dt.date, end: d
 
 
 def ingest_range(
-    lake: Lake, source: DataSource, source_key: str, start: dt.date, end: dt.date,
-    symbols: Sequence[str] | None, chunk_days: int,
+    lake: Lake,
+    source: DataSource,
+    source_key: str,
+    start: dt.date,
+    end: dt.date,
+    symbols: Sequence[str] | None,
+    chunk_days: int,
 ) -> list[dict]:
     """Backfill [start, end] without an orchestrator (the CLI's path; the flows use the same steps)."""
     job = job_id(source_key, start, end, symbols)
@@ -123,8 +128,13 @@ def ingest_range(
         if (str(chunk.start), str(chunk.end)) in done:
             continue
         data = source.fetch(chunk.start, chunk.end, symbols)
-        clean = validate_batch(data, dt.date.today(), lake.root / "_reports", f"{source.name}_{chunk.start:%Y%m%d}")
-        entries.append(record_chunk(lake, job=job, source=source_key, chunk=chunk, clean=clean,
-                                    results=write_batch(lake, clean)))
+        clean = validate_batch(
+            data, dt.date.today(), lake.root / "_reports", f"{source.name}_{chunk.start:%Y%m%d}"
+        )
+        entries.append(
+            record_chunk(
+                lake, job=job, source=source_key, chunk=chunk, clean=clean, results=write_batch(lake, clean)
+            )
+        )
     record_job_done(lake, job=job, source=source_key, start=start, end=end)
     return entries

@@ -116,7 +116,7 @@ class Lake:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def upsert(self, table: str, frame: pd.DataFrame) -> UpsertResult:
-        """Insert new keys and replace changed rows; a partition whose content is unchanged is not rewritten."""
+        """Insert new keys, replace changed rows; an unchanged partition is not rewritten."""
         keys = list(TABLE_KEYS[table])
         folder = self.table_dir(table)
         folder.mkdir(parents=True, exist_ok=True)
@@ -220,7 +220,11 @@ def read_market(
         raise FileNotFoundError(f"no bars in the lake at {lake.root}; run a backfill first")
 
     def dated(table: str) -> pd.DataFrame | None:
-        return lake.read(table, start, end, symbols if table != "index_daily" else None) if table in present else None
+        return (
+            lake.read(table, start, end, symbols if table != "index_daily" else None)
+            if table in present
+            else None
+        )
 
     macro = lake.read("macro") if "macro" in present else None
     if macro is not None:

@@ -23,14 +23,30 @@ DATE = "date"
 TEXT = "text"
 TABLE_TYPES: dict[str, dict[str, str]] = {
     "bars": {
-        "ts_code": TEXT, "trade_date": DATE, "open": NUMERIC, "high": NUMERIC, "low": NUMERIC,
-        "close": NUMERIC, "pre_close": NUMERIC, "change": NUMERIC, "pct_chg": NUMERIC,
-        "vol": NUMERIC, "amount": NUMERIC,
+        "ts_code": TEXT,
+        "trade_date": DATE,
+        "open": NUMERIC,
+        "high": NUMERIC,
+        "low": NUMERIC,
+        "close": NUMERIC,
+        "pre_close": NUMERIC,
+        "change": NUMERIC,
+        "pct_chg": NUMERIC,
+        "vol": NUMERIC,
+        "amount": NUMERIC,
     },
     "adj_factor": {"ts_code": TEXT, "trade_date": DATE, "adj_factor": NUMERIC},
     "index_daily": {
-        "ts_code": TEXT, "trade_date": DATE, "open": NUMERIC, "high": NUMERIC, "low": NUMERIC,
-        "close": NUMERIC, "pre_close": NUMERIC, "pct_chg": NUMERIC, "vol": NUMERIC, "amount": NUMERIC,
+        "ts_code": TEXT,
+        "trade_date": DATE,
+        "open": NUMERIC,
+        "high": NUMERIC,
+        "low": NUMERIC,
+        "close": NUMERIC,
+        "pre_close": NUMERIC,
+        "pct_chg": NUMERIC,
+        "vol": NUMERIC,
+        "amount": NUMERIC,
     },
     "stock_basic": {"ts_code": TEXT, "name": TEXT, "industry": TEXT, "list_date": DATE, "delist_date": DATE},
     "sentiment": {"ts_code": TEXT, "trade_date": DATE, "score": NUMERIC},
@@ -106,7 +122,11 @@ def table_schema(table: str, today: dt.date) -> pa.DataFrameSchema:
             columns, checks=_ohlc_checks(), unique=["ts_code", "trade_date"], name=table, strict=False
         )
     if table == "adj_factor":
-        columns = {"ts_code": _code(), "trade_date": _day(today), "adj_factor": _num(positive, nullable=False)}
+        columns = {
+            "ts_code": _code(),
+            "trade_date": _day(today),
+            "adj_factor": _num(positive, nullable=False),
+        }
         return pa.DataFrameSchema(columns, unique=["ts_code", "trade_date"], name=table, strict=False)
     if table == "sentiment":
         columns = {"ts_code": _code(), "trade_date": _day(today), "score": _num(nullable=False)}

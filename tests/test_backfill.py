@@ -20,7 +20,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _tables(lake: Lake) -> dict[str, pd.DataFrame]:
-    return {t: lake.read(t).sort_values(list(lake.read(t).columns[:2])).reset_index(drop=True) for t in lake.tables()}
+    return {
+        t: lake.read(t).sort_values(list(lake.read(t).columns[:2])).reset_index(drop=True)
+        for t in lake.tables()
+    }
 
 
 @pytest.mark.slow
@@ -31,8 +34,15 @@ def test_backfill_twice_adds_nothing(tmp_path: Path, prefect_harness: None) -> N
     assert first["chunks_run"] == 4 and first["rows_inserted"] > 0
     lake = Lake(tmp_path)
     assert first["lake"]["symbols"] == 8 and first["lake"]["bars"] == len(lake.read("bars"))
-    assert set(first["tables_used"]) == {"bars", "adj_factor", "index_daily", "stock_basic", "macro",
-                                         "sentiment", "trade_cal"}
+    assert set(first["tables_used"]) == {
+        "bars",
+        "adj_factor",
+        "index_daily",
+        "stock_basic",
+        "macro",
+        "sentiment",
+        "trade_cal",
+    }
     hashes = {t: lake.table_hash(t) for t in lake.tables()}
     second = backfill(start=START, end=END, source="demo", data_dir=tmp_path, chunk_days=120)
     assert (second["rows_inserted"], second["rows_updated"]) == (0, 0)
@@ -46,10 +56,29 @@ def test_killed_backfill_resumes_without_duplicates(tmp_path: Path, prefect_harn
     from flows.backfill import backfill
 
     killed = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "flows.backfill", "--source", "demo", "--data-dir", str(killed),
-           "--start", str(START), "--end", str(END), "--chunk-days", "30"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "flows.backfill",
+        "--source",
+        "demo",
+        "--data-dir",
+        str(killed),
+        "--start",
+        str(START),
+        "--end",
+        str(END),
+        "--chunk-days",
+        "30",
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        env=os.environ.copy(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and proc.poll() is None:
         if len(Lake(killed).manifest()) >= 2:

@@ -14,8 +14,23 @@ from stockml.training.evaluate import build_report  # noqa: F401  (import cost p
 
 def test_features_command_on_real_sample(sample_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "features.parquet"
-    code = main(["features", "--source", "local", "--local-dir", str(sample_dir), "--data-dir", str(tmp_path / "lake"),
-                 "--start", "2020-01-01", "--end", "2024-12-31", "--out", str(out)])
+    code = main(
+        [
+            "features",
+            "--source",
+            "local",
+            "--local-dir",
+            str(sample_dir),
+            "--data-dir",
+            str(tmp_path / "lake"),
+            "--start",
+            "2020-01-01",
+            "--end",
+            "2024-12-31",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     frame = pd.read_parquet(out)
     labels = [c for c in frame.columns if c.startswith("label_")]
@@ -31,9 +46,30 @@ def test_features_command_on_real_sample(sample_dir: Path, tmp_path: Path) -> No
 def test_evaluate_command_writes_the_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STOCKML_DEMO__START", "2021-01-04")
     out = tmp_path / "report.json"
-    code = main(["evaluate", "--source", "demo", "--data-dir", str(tmp_path / "lake"), "--models", "lstm",
-                 "--start", "2021-01-04", "--end", "2023-12-29", "--folds", "2", "--test-days", "40",
-                 "--max-epochs", "1", "--no-mlflow", "--out", str(out)])
+    code = main(
+        [
+            "evaluate",
+            "--source",
+            "demo",
+            "--data-dir",
+            str(tmp_path / "lake"),
+            "--models",
+            "lstm",
+            "--start",
+            "2021-01-04",
+            "--end",
+            "2023-12-29",
+            "--folds",
+            "2",
+            "--test-days",
+            "40",
+            "--max-epochs",
+            "1",
+            "--no-mlflow",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     report = json.loads(out.read_text())
     assert report["horizon"] == 5 and report["quantiles"][3] == 0.5
@@ -50,3 +86,46 @@ def test_evaluate_command_writes_the_report(tmp_path: Path, monkeypatch: pytest.
     metrics = report["results"]["lstm"]["metrics"]
     assert 0.0 <= metrics["coverage_90"] <= 1.0 and metrics["width_90"] > 0
     assert report["data"]["symbols"] and report["data"]["rows"] > 0
+
+
+@pytest.mark.slow
+def test_evaluate_logs_one_mlflow_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.chdir(tmp_path)  # the default store is ./mlruns
+    monkeypatch.setenv("STOCKML_DEMO__START", "2021-01-04")
+    out = tmp_path / "report.json"
+    code = main(
+        [
+            "evaluate",
+            "--source",
+            "demo",
+            "--data-dir",
+            str(tmp_path / "lake"),
+            "--models",
+            "tcn",
+            "--start",
+            "2021-01-04",
+            "--end",
+            "2023-06-30",
+            "--folds",
+            "1",
+            "--test-days",
+            "30",
+            "--max-epochs",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    report = json.loads(out.read_text())
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    run = client.get_run(report["mlflow_run_id"])
+    assert run.data.metrics["tcn.crps"] == pytest.approx(report["results"]["tcn"]["metrics"]["crps"])
+    assert run.data.metrics["random_walk.skill_crps"] == 0.0
+    assert run.data.params["eval.models"] == '["tcn"]' and "lineage.lake_hashes.bars" in run.data.params
+    files = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
+    assert {"evaluation/report.json", "evaluation/predictions_tcn.parquet"} <= files
+    history = client.get_metric_history(run.info.run_id, "tcn.crps_by_horizon")
+    assert sorted(m.step for m in history) == [1, 2, 3, 4, 5]

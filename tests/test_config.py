@@ -23,7 +23,11 @@ def test_yaml_then_dotenv_then_env(in_tmp: Path, monkeypatch: pytest.MonkeyPatch
     assert load_settings().data_dir == Path("from-yaml")
     (in_tmp / ".env").write_text("STOCKML_DATA_DIR=from-dotenv\nSTOCKML_INGEST__CHUNK_DAYS=20\n")
     settings = load_settings()
-    assert (settings.data_dir, settings.ingest.chunk_days, settings.source) == (Path("from-dotenv"), 20, "local")
+    assert (settings.data_dir, settings.ingest.chunk_days, settings.source) == (
+        Path("from-dotenv"),
+        20,
+        "local",
+    )
     monkeypatch.setenv("STOCKML_DATA_DIR", "from-env")
     assert load_settings().data_dir == Path("from-env")
     assert load_settings(data_dir=Path("from-arg")).data_dir == Path("from-arg")

@@ -26,7 +26,9 @@ class FlakySource:
     failures: int
     name: str = "flaky"
     calls: int = 0
-    inner: DemoSource = field(default_factory=lambda: DemoSource(DemoConfig(n_symbols=5, start=DAY[0], end=DAY[1])))
+    inner: DemoSource = field(
+        default_factory=lambda: DemoSource(DemoConfig(n_symbols=5, start=DAY[0], end=DAY[1]))
+    )
 
     def fetch(self, start: dt.date, end: dt.date, symbols: Sequence[str] | None = None) -> MarketData:
         self.calls += 1

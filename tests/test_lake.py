@@ -16,8 +16,16 @@ from stockml.lake import Lake, frame_hash
 def _bars(closes: list[float], start: str = "2024-01-30", code: str = "000001.SZ") -> pd.DataFrame:
     days = pd.bdate_range(start, periods=len(closes))
     return pd.DataFrame(
-        {"ts_code": code, "trade_date": days, "open": closes, "high": closes, "low": closes,
-         "close": closes, "vol": 1.0, "amount": 1.0}
+        {
+            "ts_code": code,
+            "trade_date": days,
+            "open": closes,
+            "high": closes,
+            "low": closes,
+            "close": closes,
+            "vol": 1.0,
+            "amount": 1.0,
+        }
     )
 
 

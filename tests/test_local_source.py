@@ -56,7 +56,9 @@ def test_range_and_symbols_slice(sample_dir: Path) -> None:
 def test_combined_parquet_file_and_optional_tables(sample_dir: Path, tmp_path: Path) -> None:
     root = tmp_path / "src"
     root.mkdir()
-    daily = pd.concat(pd.read_csv(p, dtype={"trade_date": str}) for p in sorted((sample_dir / "daily").glob("*.csv")))
+    daily = pd.concat(
+        pd.read_csv(p, dtype={"trade_date": str}) for p in sorted((sample_dir / "daily").glob("*.csv"))
+    )
     daily.sample(frac=1.0, random_state=0).to_parquet(root / "daily.parquet")  # any row order
     adj = daily[["ts_code", "trade_date"]].assign(adj_factor=1.5)
     adj.to_csv(root / "adj_factor.csv", index=False)

@@ -63,7 +63,9 @@ CASES = [
 
 
 @pytest.mark.parametrize(("name", "text", "row", "column", "check"), CASES, ids=[c[0] for c in CASES])
-def test_each_bad_cell_is_named(tmp_path: Path, name: str, text: str, row: int, column: str, check: str) -> None:
+def test_each_bad_cell_is_named(
+    tmp_path: Path, name: str, text: str, row: int, column: str, check: str
+) -> None:
     failures = _failures(_folder(tmp_path, text), tmp_path)
     hit = failures[(failures["column"] == column) & (failures["row"] == row)]
     assert not hit.empty, failures.to_string()
@@ -87,7 +89,9 @@ def test_missing_required_column(tmp_path: Path) -> None:
     assert hit["source_file"].iloc[0].endswith("000001.SZ.csv")
 
 
-@pytest.mark.parametrize("text", ["", "ts_code,trade_date,open,high,low,close,vol,amount\n"], ids=["0 bytes", "header"])
+@pytest.mark.parametrize(
+    "text", ["", "ts_code,trade_date,open,high,low,close,vol,amount\n"], ids=["0 bytes", "header"]
+)
 def test_empty_file(tmp_path: Path, text: str) -> None:
     failures = _failures(_folder(tmp_path, text), tmp_path)
     assert list(failures["check"]) == ["empty file"]
@@ -96,7 +100,9 @@ def test_empty_file(tmp_path: Path, text: str) -> None:
 
 def test_one_report_lists_every_failure(tmp_path: Path) -> None:
     text = _bad_line(1, "000001.SZ", "bad")
-    text = "\n".join([text.splitlines()[0], text.splitlines()[1], _bad_line(2, ",9.9,", ",abc,").splitlines()[2]])
+    text = "\n".join(
+        [text.splitlines()[0], text.splitlines()[1], _bad_line(2, ",9.9,", ",abc,").splitlines()[2]]
+    )
     failures = _failures(_folder(tmp_path, text + "\n"), tmp_path)
     assert {(1, "ts_code"), (2, "open")} <= set(zip(failures["row"], failures["column"], strict=True))
 

@@ -27,8 +27,18 @@ from stockml.schemas import REQUIRED
 
 _SUFFIXES = (".csv", ".parquet")
 # Read code and date columns as text so leading zeros and formats survive for the gate.
-_TEXT_COLUMNS = ("ts_code", "con_code", "trade_date", "cal_date", "list_date", "delist_date", "month",
-                 "date", "workTime", "index_code")
+_TEXT_COLUMNS = (
+    "ts_code",
+    "con_code",
+    "trade_date",
+    "cal_date",
+    "list_date",
+    "delist_date",
+    "month",
+    "date",
+    "workTime",
+    "index_code",
+)
 _CSV_CONVERT = pacsv.ConvertOptions(
     column_types={c: pa.string() for c in _TEXT_COLUMNS}, strings_can_be_null=True
 )
@@ -52,9 +62,9 @@ def _read_file(path: Path) -> pa.Table:
     else:
         table = pacsv.read_csv(path, convert_options=_CSV_CONVERT)
     rows = np.arange(table.num_rows, dtype=np.int64)
-    return table.append_column(SOURCE_FILE, pa.array([str(path)] * table.num_rows, pa.string())).append_column(
-        SOURCE_ROW, pa.array(rows)
-    )
+    return table.append_column(
+        SOURCE_FILE, pa.array([str(path)] * table.num_rows, pa.string())
+    ).append_column(SOURCE_ROW, pa.array(rows))
 
 
 def _to_frame(tables: list[pa.Table]) -> pd.DataFrame:
@@ -74,7 +84,9 @@ def read_table(table: str, paths: list[Path]) -> tuple[pd.DataFrame | None, list
             errors.append(ReadError(table, str(path), "empty file"))
             continue
         if table == "macro":  # wide -> long per file: each file is its own macro table
-            raw = pa.Table.from_pandas(normalize_frame(table, raw.to_pandas(), str(path)), preserve_index=False)
+            raw = pa.Table.from_pandas(
+                normalize_frame(table, raw.to_pandas(), str(path)), preserve_index=False
+            )
         names = set(normalize_frame(table, raw.slice(0, 0).to_pandas()).columns)
         missing = [c for c in REQUIRED[table] if c not in names]
         if missing:
@@ -99,8 +111,14 @@ class LocalSource:
             return self._cache
         if not self.root.is_dir():
             raise FileNotFoundError(f"local source folder {self.root} does not exist")
-        stems = {"bars": "daily", "adj_factor": "adj_factor", "index_daily": "index_daily",
-                 "stock_basic": "stock_basic", "sentiment": "sentiment", "macro": "macro"}
+        stems = {
+            "bars": "daily",
+            "adj_factor": "adj_factor",
+            "index_daily": "index_daily",
+            "stock_basic": "stock_basic",
+            "sentiment": "sentiment",
+            "macro": "macro",
+        }
         tables: dict[str, pd.DataFrame | None] = {}
         errors: list[ReadError] = []
         for table, stem in stems.items():

@@ -29,7 +29,9 @@ def make_source(settings: Settings) -> DataSource:
 
 def source_id(settings: Settings) -> str:
     """Identifies what a source would return, so a resumed job knows it reads the same thing."""
-    detail: object = {"demo": settings.demo, "local": str(settings.local_dir), "tushare": None}[settings.source]
+    detail: object = {"demo": settings.demo, "local": str(settings.local_dir), "tushare": None}[
+        settings.source
+    ]
     digest = hashlib.sha256(json.dumps(detail, sort_keys=True, default=str).encode()).hexdigest()[:8]
     return f"{settings.source}:{digest}"
 

@@ -44,7 +44,9 @@ def build_report(
     """Score every model's out-of-sample predictions, with skill against ``random_walk``."""
     names = list(outputs[0].predictions) if outputs else []
     predictions = {
-        name: with_truth(pd.concat([o.predictions[name] for o in outputs], ignore_index=True), frame, labels, closes)
+        name: with_truth(
+            pd.concat([o.predictions[name] for o in outputs], ignore_index=True), frame, labels, closes
+        )
         for name in names
     }
     by_h = {name: metrics_by_horizon(preds, quantiles) for name, preds in predictions.items()}
@@ -69,6 +71,11 @@ def build_report(
         }
         for o in outputs
     ]
-    report = {"data": data_info, "horizon": horizon, "quantiles": list(quantiles), "folds": folds,
-              "results": results}
+    report = {
+        "data": data_info,
+        "horizon": horizon,
+        "quantiles": list(quantiles),
+        "folds": folds,
+        "results": results,
+    }
     return Evaluation(report, predictions)

@@ -81,7 +81,9 @@ def _scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int) -
 
 
 @torch.no_grad()
-def mean_loss(model: ForecastModel, ds: WindowDataset, criterion: nn.Module, cfg: TrainConfig, by_date: bool) -> float:
+def mean_loss(
+    model: ForecastModel, ds: WindowDataset, criterion: nn.Module, cfg: TrainConfig, by_date: bool
+) -> float:
     model.eval()
     device = next(model.parameters()).device
     total, count = 0.0, 0
@@ -129,20 +131,31 @@ def train_model(
             if isinstance(sched, torch.optim.lr_scheduler.LRScheduler) and cfg.schedule != "plateau":
                 sched.step()
             losses.append(float(loss.detach()))
-        row = {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else math.nan,
-               "lr": opt.param_groups[0]["lr"]}
+        row = {
+            "epoch": epoch,
+            "train_loss": float(np.mean(losses)) if losses else math.nan,
+            "lr": opt.param_groups[0]["lr"],
+        }
         if use_valid:
             assert valid is not None
             row["valid_loss"] = mean_loss(model, valid, criterion, cfg, by_date)
             if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 sched.step(row["valid_loss"])
         result.history.append(row)
-        log.info("epoch %d train %.5f valid %s lr %.2e", epoch, row["train_loss"],
-                 f"{row.get('valid_loss', math.nan):.5f}", row["lr"])
+        log.info(
+            "epoch %d train %.5f valid %s lr %.2e",
+            epoch,
+            row["train_loss"],
+            f"{row.get('valid_loss', math.nan):.5f}",
+            row["lr"],
+        )
         if not use_valid:
             result.best_epoch = epoch
             continue
-        if row["valid_loss"] < (result.best_valid if not math.isnan(result.best_valid) else math.inf) - cfg.min_delta:
+        if (
+            row["valid_loss"]
+            < (result.best_valid if not math.isnan(result.best_valid) else math.inf) - cfg.min_delta
+        ):
             result.best_epoch, result.best_valid, bad = epoch, row["valid_loss"], 0
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         else:
@@ -166,7 +179,9 @@ def _progress(stream: Iterator[Batch], total: int, show: bool, epoch: int) -> It
 
 
 @torch.no_grad()
-def predict(model: ForecastModel, ds: WindowDataset, batch_size: int = 1024, *, by_date: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def predict(
+    model: ForecastModel, ds: WindowDataset, batch_size: int = 1024, *, by_date: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Model-scale quantiles (N, H, Q) for every sample, and the dataset positions they belong to."""
     model.eval()
     device = next(model.parameters()).device

@@ -70,21 +70,38 @@ def run_fold(
 ) -> FoldOutput:
     """Fit and predict every model and baseline on one fold."""
     train_start, train_end = fold.train.start.date(), fold.train.end.date()
-    norm = fit_normalizer(frame, features, train_start, train_end, method=cfg.norm_method,
-                          label_columns=labels, normalize_target=True)
+    norm = fit_normalizer(
+        frame,
+        features,
+        train_start,
+        train_end,
+        method=cfg.norm_method,
+        label_columns=labels,
+        normalize_target=True,
+    )
     vocab = fit_symbol_vocab(frame, train_start, train_end)
     arrays: WindowArrays = build_window_arrays(frame, norm, vocab, features)
     train = WindowDataset.for_segment(arrays, cfg.lookback, fold.train, history_before_start=True)
-    valid = WindowDataset.for_segment(arrays, cfg.lookback, fold.valid, history_before_start=True) if fold.valid else None
+    valid = (
+        WindowDataset.for_segment(arrays, cfg.lookback, fold.valid, history_before_start=True)
+        if fold.valid
+        else None
+    )
     test = WindowDataset.for_segment(arrays, cfg.lookback, fold.test, history_before_start=True)
-    sizes = ModelSizes(n_features=len(features), horizon=cfg.horizon, quantiles=cfg.quantiles,
-                       n_symbols=vocab.size, n_sectors=n_sectors)
+    sizes = ModelSizes(
+        n_features=len(features),
+        horizon=cfg.horizon,
+        quantiles=cfg.quantiles,
+        n_symbols=vocab.size,
+        n_sectors=n_sectors,
+    )
     out = FoldOutput(fold, {}, {})
     if "random_walk" in cfg.baselines:
         began = time.perf_counter()
         in_train = fold.train.mask(frame["trade_date"].to_numpy())
-        rw = random_walk_quantiles(frame.loc[in_train, ["ts_code", *labels]], labels, cfg.quantiles,
-                                   arrays.ts_code[test.rows])
+        rw = random_walk_quantiles(
+            frame.loc[in_train, ["ts_code", *labels]], labels, cfg.quantiles, arrays.ts_code[test.rows]
+        )
         out.predictions["random_walk"] = long_predictions(test, rw, cfg.quantiles)
         out.seconds["random_walk"] = {"train_seconds": time.perf_counter() - began, "predict_seconds": 0.0}
     names = [*cfg.models, *(["linear"] if "linear" in cfg.baselines else [])]
@@ -99,8 +116,14 @@ def run_fold(
         out.predictions[name] = long_predictions(test, raw, cfg.quantiles)
         out.seconds[name] = {"train_seconds": result.seconds, "predict_seconds": time.perf_counter() - began}
         out.history[name] = result.history
-        log.info("fold %d %s: %d epochs, best %s, %.1f s", fold.index, name, len(result.history),
-                 result.best_epoch, result.seconds)
+        log.info(
+            "fold %d %s: %d epochs, best %s, %.1f s",
+            fold.index,
+            name,
+            len(result.history),
+            result.best_epoch,
+            result.seconds,
+        )
     return out
 
 
@@ -115,8 +138,15 @@ def run_walk_forward(
 ) -> list[FoldOutput]:
     """Every fold in time order. ``on_fold`` sees each fold as soon as it is done (for logging)."""
     dates = pd.DatetimeIndex(sorted(frame["trade_date"].unique()))
-    folds = walk_forward_folds(dates, cfg.folds, cfg.test_days, cfg.horizon, mode=cfg.mode,
-                               min_train_days=cfg.min_train_days, valid_days=cfg.valid_days)
+    folds = walk_forward_folds(
+        dates,
+        cfg.folds,
+        cfg.test_days,
+        cfg.horizon,
+        mode=cfg.mode,
+        min_train_days=cfg.min_train_days,
+        valid_days=cfg.valid_days,
+    )
     outputs = []
     for fold in folds:
         output = run_fold(frame, features, labels, fold, cfg, train_cfg, n_sectors)
@@ -126,7 +156,9 @@ def run_walk_forward(
     return outputs
 
 
-def with_truth(preds: pd.DataFrame, frame: pd.DataFrame, labels: list[str], closes: pd.DataFrame) -> pd.DataFrame:
+def with_truth(
+    preds: pd.DataFrame, frame: pd.DataFrame, labels: list[str], closes: pd.DataFrame
+) -> pd.DataFrame:
     """Attach ``y_true`` (the realised label) and ``last_close`` (raw close at the as-of date)."""
     truth = frame[["ts_code", "trade_date", *labels]].melt(
         id_vars=["ts_code", "trade_date"], var_name="label", value_name="y_true"
@@ -134,5 +166,7 @@ def with_truth(preds: pd.DataFrame, frame: pd.DataFrame, labels: list[str], clos
     truth["horizon"] = truth["label"].str.removeprefix("label_h").astype(int)
     truth = truth.rename(columns={"trade_date": "date"}).drop(columns="label")
     merged = preds.merge(truth, on=["ts_code", "date", "horizon"], how="left")
-    close = closes.rename(columns={"trade_date": "date", "close": "last_close"})[["ts_code", "date", "last_close"]]
+    close = closes.rename(columns={"trade_date": "date", "close": "last_close"})[
+        ["ts_code", "date", "last_close"]
+    ]
     return merged.merge(close, on=["ts_code", "date"], how="left")
