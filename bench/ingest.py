@@ -18,30 +18,17 @@ from pathlib import Path
 
 import pandas as pd
 
+from stockml.columns import BAR_COLS
 from stockml.data.demo import DemoConfig, DemoSource
 from stockml.data.local import LocalSource
 from stockml.ingest import validate_batch, write_batch
 from stockml.lake import Lake
 
-COLUMNS = [
-    "ts_code",
-    "trade_date",
-    "open",
-    "high",
-    "low",
-    "close",
-    "pre_close",
-    "change",
-    "pct_chg",
-    "vol",
-    "amount",
-]
-
 
 def write_tushare_folder(root: Path, n_symbols: int, years: int) -> tuple[int, dt.date, dt.date]:
     start, end = dt.date(2024 - years + 1, 1, 1), dt.date(2024, 12, 31)
     bars = DemoSource(DemoConfig(n_symbols=n_symbols, start=start, end=end)).fetch(start, end).bars
-    bars = bars[COLUMNS].assign(trade_date=bars["trade_date"].dt.strftime("%Y%m%d"))
+    bars = bars[list(BAR_COLS)].assign(trade_date=bars["trade_date"].dt.strftime("%Y%m%d"))
     (root / "daily").mkdir(parents=True)
     for code, frame in bars.groupby("ts_code"):
         frame.iloc[::-1].to_csv(root / "daily" / f"{code}.csv", index=False)
