@@ -1,4 +1,4 @@
-"""The ``stockml`` command: ``features`` and ``evaluate`` (``train`` and ``predict`` are not built yet).
+"""The ``stockml`` command: ``features``, ``evaluate``, ``train`` and ``predict``.
 
 Every command first brings the lake at ``--data-dir`` up to date for the range (an idempotent,
 validated ingest from ``--source``), then reads it, so results are built from the validated lake.
@@ -16,12 +16,25 @@ from pathlib import Path
 DEFAULT_HISTORY_DAYS = 3 * 365
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _walk_forward(parser: argparse.ArgumentParser) -> None:
+    _common(parser)
+    parser.add_argument("--models", type=lambda s: tuple(m for m in s.split(",") if m), default=("lstm",))
+    parser.add_argument("--folds", type=int, default=2)
+    parser.add_argument("--test-days", type=int, default=60)
+    parser.add_argument("--max-epochs", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tracking-uri", default=None, help="MLflow server (default: sqlite under mlruns/)")
+
+
+def _common(parser: argparse.ArgumentParser, dated: bool = True) -> None:
     parser.add_argument("--source", choices=["demo", "local", "tushare"], default=None)
     parser.add_argument("--data-dir", type=Path, default=None, help="lake root (default: settings, data/)")
     parser.add_argument(
         "--local-dir", type=Path, default=None, help="folder of tushare files (--source local)"
     )
+    parser.add_argument("--symbols", nargs="*", default=None, help="ts_codes and/or index codes")
+    if not dated:
+        return
     parser.add_argument(
         "--start",
         type=dt.date.fromisoformat,
@@ -29,7 +42,6 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help=f"first day of history (default: end - {DEFAULT_HISTORY_DAYS} days)",
     )
     parser.add_argument("--end", type=dt.date.fromisoformat, required=True)
-    parser.add_argument("--symbols", nargs="*", default=None, help="ts_codes and/or index codes")
     parser.add_argument("--horizon", type=int, default=5)
 
 
@@ -63,27 +75,147 @@ def cmd_features(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lineage(settings) -> dict:  # type: ignore[no-untyped-def]
+    from stockml.lake import Lake
+
+    lake = Lake(settings.data_dir)
+    return {"lake_hashes": {t: lake.table_hash(t) for t in lake.tables()}}
+
+
+def _configs(args: argparse.Namespace):  # -> tuple[EvalConfig, TrainConfig]
+    from stockml.training.config import EvalConfig, TrainConfig
+
+    eval_cfg = EvalConfig(
+        models=args.models, horizon=args.horizon, folds=args.folds, test_days=args.test_days
+    )
+    return eval_cfg, TrainConfig(max_epochs=args.max_epochs, seed=args.seed)
+
+
+def _print_table(report: dict) -> None:
+    print(f"{'name':<16}{'kind':<10}{'crps':>10}{'skill_crps':>12}{'rank_ic':>10}{'cov_90':>8}")
+    for name, r in report["results"].items():
+        m = r["metrics"]
+        print(
+            f"{name:<16}{r['kind']:<10}{_fmt(m.get('crps')):>10}{_fmt(m.get('skill_crps')):>12}"
+            f"{_fmt(m.get('rank_ic')):>10}{_fmt(m.get('coverage_90')):>8}"
+        )
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from stockml.evaluate_run import run_evaluation
+    from stockml.evaluate_run import data_info, evaluate, log_evaluation
+    from stockml.tracking import TrackingConfig
 
     settings, data, start = _market(args)
-    report = run_evaluation(settings, data, args, start)
+    eval_cfg, train_cfg = _configs(args)
+    info = data_info(settings.source, data.bars, start, args.end)
+    run = evaluate(data, eval_cfg, train_cfg, info, None)
+    report = run.evaluation.report
+    if not args.no_mlflow:
+        tracking = TrackingConfig(tracking_uri=args.tracking_uri)
+        name = f"evaluate-{'-'.join(eval_cfg.models)}"
+        report["mlflow_run_id"] = log_evaluation(tracking, run, _lineage(settings), name)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2, default=str))
-    rows = [
-        (
-            name,
-            r["kind"],
-            r["metrics"].get("crps"),
-            r["metrics"].get("skill_crps"),
-            r["metrics"].get("rank_ic"),
-        )
-        for name, r in report["results"].items()
-    ]
     print(f"wrote {args.out}")
-    print(f"{'name':<16}{'kind':<10}{'crps':>10}{'skill_crps':>12}{'rank_ic':>10}")
-    for name, kind, crps, skill, ric in rows:
-        print(f"{name:<16}{kind:<10}{_fmt(crps):>10}{_fmt(skill):>12}{_fmt(ric):>10}")
+    _print_table(report)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from stockml.evaluate_run import data_info, evaluate, log_evaluation
+    from stockml.promotion import GateConfig
+    from stockml.tracking import TrackingConfig
+    from stockml.train_run import (
+        CHAMPION,
+        best_model,
+        current_champion,
+        plan_models,
+        promote,
+        refit_epochs,
+        refit_full,
+        register_challenger,
+    )
+
+    settings, data, start = _market(args)
+    tracking = TrackingConfig(tracking_uri=args.tracking_uri)
+    gate = GateConfig(margin=args.margin, coverage_band=tuple(args.coverage_band))
+    requested, train_cfg = _configs(args)
+    champion = current_champion(tracking, args.registered_name)
+    eval_cfg = plan_models(requested, champion)
+    run = evaluate(data, eval_cfg, train_cfg, data_info(settings.source, data.bars, start, args.end), None)
+    report = run.evaluation.report
+    run_id = log_evaluation(
+        tracking, run, _lineage(settings), f"train-{'-'.join(requested.models)}", {"kind": "train"}
+    )
+    name = best_model(report, requested.models)
+    features = run.features
+    registered = register_challenger(
+        tracking,
+        args.registered_name,
+        name,
+        run.outputs[-1],
+        run.feature_config,
+        features.feature_columns,
+        features.sector_vocab,
+        eval_cfg,
+        report,
+        run_id,
+    )
+    decision = promote(tracking, args.registered_name, registered, champion, report, gate)
+    print(f"{args.registered_name} version {registered.version} ({name}) @challenger; run {run_id}")
+    verdict = "promoted to @champion" if decision.promote else "rejected"
+    print(f"promotion: {verdict}: {'; '.join(decision.reasons)}")
+    if args.refit and decision.promote:
+        epochs = refit_epochs(run.outputs, name, train_cfg.max_epochs)
+        refit, _ = refit_full(
+            features.frame,
+            features.feature_columns,
+            features.label_columns,
+            name,
+            eval_cfg,
+            train_cfg,
+            features.sector_vocab.size,
+            epochs,
+        )
+        final = register_challenger(
+            tracking,
+            args.registered_name,
+            name,
+            refit,
+            run.feature_config,
+            features.feature_columns,
+            features.sector_vocab,
+            eval_cfg,
+            report,
+            run_id,
+            alias=CHAMPION,
+            extra_tags={"stockml.refit_of": str(registered.version), **decision.tags()},
+        )
+        print(f"refit on every labelled day ({epochs} epochs): version {final.version} is @champion")
+    _print_table(report)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report | {"mlflow_run_id": run_id}, indent=2, default=str))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from stockml.forecast import prediction_frame, with_target_dates
+    from stockml.tracking import TrackingConfig, load_forecaster
+
+    model = load_forecaster(TrackingConfig(tracking_uri=args.tracking_uri), args.model_uri)
+    forecaster = model.unwrap_python_model().forecaster
+    args.end, args.start = args.as_of, args.as_of - dt.timedelta(days=args.history_days)
+    settings, data, _ = _market(args)
+    frame = prediction_frame(data, forecaster.feature_config, forecaster.artifacts.sector_vocab)
+    preds = model.predict(frame, params={"as_of": args.as_of.isoformat()})
+    from stockml.data.sources import make_source
+
+    calendar = make_source(settings).trading_days(args.as_of, args.as_of + dt.timedelta(days=60))
+    preds = with_target_dates(preds, calendar)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    preds.to_parquet(args.out, index=False)
+    print(f"wrote {args.out}: {preds['ts_code'].nunique()} symbols x {preds['horizon'].max()} horizons")
     return 0
 
 
@@ -103,18 +235,31 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser(
         "evaluate", help="walk-forward evaluation of models and baselines, logged to MLflow"
     )
-    _common(evaluate)
-    evaluate.add_argument("--models", type=lambda s: tuple(m for m in s.split(",") if m), default=("lstm",))
-    evaluate.add_argument("--folds", type=int, default=2)
-    evaluate.add_argument("--test-days", type=int, default=60)
-    evaluate.add_argument("--max-epochs", type=int, default=5)
-    evaluate.add_argument("--seed", type=int, default=0)
+    _walk_forward(evaluate)
     evaluate.add_argument("--no-mlflow", action="store_true", help="write the report only")
-    evaluate.add_argument(
-        "--tracking-uri", default=None, help="MLflow server (default: sqlite under mlruns/)"
-    )
     evaluate.add_argument("--out", type=Path, required=True)
     evaluate.set_defaults(func=cmd_evaluate)
+    train = sub.add_parser(
+        "train",
+        help="evaluate; register the best model as @challenger; make it @champion if it passes the gate",
+    )
+    _walk_forward(train)
+    train.add_argument("--registered-name", default="stockml", help="registry model name")
+    train.add_argument(
+        "--margin", type=float, default=0.01, help="relative CRPS gain needed over the champion"
+    )
+    train.add_argument("--coverage-band", type=float, nargs=2, default=(0.85, 0.95), metavar=("LO", "HI"))
+    train.add_argument("--refit", action="store_true", help="after a promotion, refit on every labelled day")
+    train.add_argument("--out", type=Path, default=None, help="also write the evaluation report here")
+    train.set_defaults(func=cmd_train)
+    predict = sub.add_parser("predict", help="forecast the next H trading days with a registered model")
+    _common(predict, dated=False)
+    predict.add_argument("--model-uri", required=True, help="e.g. models:/stockml@champion")
+    predict.add_argument("--as-of", type=dt.date.fromisoformat, required=True)
+    predict.add_argument("--history-days", type=int, default=400, help="calendar days of bars to read")
+    predict.add_argument("--tracking-uri", default=None, help="MLflow server (default: sqlite under mlruns/)")
+    predict.add_argument("--out", type=Path, required=True)
+    predict.set_defaults(func=cmd_predict)
     return parser
 
 

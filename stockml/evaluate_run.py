@@ -1,79 +1,147 @@
-"""``stockml evaluate``: features -> walk-forward evaluation -> report, logged as one MLflow run
-(local SQLite store under ``mlruns/``, or the server given by ``--tracking-uri``)."""
+"""``stockml evaluate`` and ``stockml train``: features -> walk-forward evaluation -> report, logged as one
+MLflow run (local SQLite store under ``mlruns/``, or the server given by ``--tracking-uri``).
+
+The run's artifacts: ``evaluation/`` (report.json, predictions_<name>.parquet with a ``fold`` column,
+feature_summary.json), ``plots/`` (calibration_<name>.png for every model and baseline, fan charts of a
+few symbols for every model), ``features/`` (feature_list.json, and the last fold's norm_params.json,
+symbol_vocab.json, sector_vocab.json) and ``importances/<model>.json`` where a model has them (PTFT).
+"""
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
 import json
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
-from stockml.config import Settings
+import numpy as np
+import pandas as pd
+
 from stockml.data.base import MarketData
-from stockml.features import FeatureConfig, build_feature_frame
-from stockml.lake import Lake
+from stockml.features import FeatureArtifacts, FeatureConfig, FeatureResult, build_feature_frame
+from stockml.plots import calibration_plot, fan_chart
 from stockml.tracking import TrackingConfig, log_run
 from stockml.training.config import EvalConfig, TrainConfig
 from stockml.training.evaluate import Evaluation, build_report
-from stockml.training.walkforward import run_walk_forward
+from stockml.training.walkforward import FoldOutput, run_walk_forward
+
+FAN_SYMBOLS = 3
+FOLD_STEP_KEYS = ("crps", "rmse", "rank_ic", "coverage_90", "skill_crps")
+HORIZON_STEP_KEYS = ("crps", "rmse", "rank_ic", "coverage_90", "skill_crps")
 
 
-def run_evaluation(settings: Settings, data: MarketData, args: argparse.Namespace, start: dt.date) -> dict:
-    features = build_feature_frame(data, FeatureConfig(horizon=args.horizon))
-    frame = features.frame
-    eval_cfg = EvalConfig(
-        models=args.models, horizon=args.horizon, folds=args.folds, test_days=args.test_days
-    )
-    train_cfg = TrainConfig(max_epochs=args.max_epochs, seed=args.seed)
+@dataclass(frozen=True)
+class EvalRun:
+    """Everything one evaluation produced (the fitted models of every fold included)."""
+
+    features: FeatureResult
+    feature_config: FeatureConfig
+    eval_cfg: EvalConfig
+    train_cfg: TrainConfig
+    outputs: list[FoldOutput]
+    evaluation: Evaluation
+
+
+def feature_config_for(eval_cfg: EvalConfig) -> FeatureConfig:
+    """The feature config a model evaluated under ``eval_cfg`` is bundled with (same horizon, lookback)."""
+    return FeatureConfig(horizon=eval_cfg.horizon, lookback=eval_cfg.lookback)
+
+
+def pin_macro_series(cfg: FeatureConfig, features: FeatureResult) -> FeatureConfig:
+    """``cfg`` naming the macro series this frame selected, so a bundle rebuilds the same columns later."""
+    chosen = features.summary.get("macro_series") or []
+    names = tuple(f"{m['table']}/{m['series']}" for m in chosen)  # type: ignore[index]
+    return cfg.model_copy(update={"macro_series": names})
+
+
+def data_info(source: str, frame: pd.DataFrame, start: object, end: object) -> dict:
+    return {
+        "source": source,
+        "symbols": sorted(frame["ts_code"].unique().tolist()),
+        "start": str(start),
+        "end": str(end),
+        "rows": len(frame),
+    }
+
+
+def evaluate(
+    data: MarketData, eval_cfg: EvalConfig, train_cfg: TrainConfig, info: dict, features: FeatureResult | None
+) -> EvalRun:
+    """Walk-forward evaluation of ``eval_cfg.models`` and the baselines; ``features``: reuse a frame."""
+    feature_cfg = feature_config_for(eval_cfg)
+    features = features or build_feature_frame(data, feature_cfg)
+    feature_cfg = pin_macro_series(feature_cfg, features)
     outputs = run_walk_forward(
-        frame,
+        features.frame,
         features.feature_columns,
         features.label_columns,
         eval_cfg,
         train_cfg,
         features.sector_vocab.size,
     )
-    data_info = {
-        "source": settings.source,
-        "symbols": sorted(frame["ts_code"].unique().tolist()),
-        "start": str(start),
-        "end": str(args.end),
-        "rows": len(frame),
-    }
-    evaluation = build_report(
+    return EvalRun(
+        features,
+        feature_cfg,
+        eval_cfg,
+        train_cfg,
         outputs,
-        frame,
+        report_for(outputs, features, data, info, eval_cfg),
+    )
+
+
+def report_for(
+    outputs: list[FoldOutput], features: FeatureResult, data: MarketData, info: dict, eval_cfg: EvalConfig
+) -> Evaluation:
+    return build_report(
+        outputs,
+        features.frame,
         features.label_columns,
         data.bars[["ts_code", "trade_date", "close"]],
-        data_info=data_info,
-        horizon=args.horizon,
+        data_info=info | {"rows": len(features.frame)},
+        horizon=eval_cfg.horizon,
         quantiles=eval_cfg.quantiles,
     )
-    if not args.no_mlflow:
-        lineage = {
-            "lake_hashes": {
-                t: Lake(settings.data_dir).table_hash(t) for t in Lake(settings.data_dir).tables()
-            }
-        }
-        tracking = TrackingConfig(tracking_uri=args.tracking_uri)
-        evaluation.report["mlflow_run_id"] = log_evaluation(
-            tracking, evaluation, eval_cfg, train_cfg, features.summary, lineage
-        )
-    return evaluation.report
+
+
+def write_artifacts(folder: Path, run: EvalRun) -> dict[str, Path]:
+    """Every artifact of the run under ``folder``; ``{artifact_path: local folder}``."""
+    report, quantiles = run.evaluation.report, run.eval_cfg.quantiles
+    parts = {name: folder / name for name in ("evaluation", "plots", "features", "importances")}
+    for path in parts.values():
+        path.mkdir(parents=True, exist_ok=True)
+    (parts["evaluation"] / "report.json").write_text(json.dumps(report, indent=2, default=str))
+    (parts["evaluation"] / "feature_summary.json").write_text(
+        json.dumps(run.features.summary, indent=2, default=str)
+    )
+    columns = run.features.feature_columns
+    (parts["features"] / "feature_list.json").write_text(json.dumps(columns, indent=1))
+    last = run.outputs[-1] if run.outputs else None
+    if last is not None and last.norm is not None and last.symbol_vocab is not None:
+        FeatureArtifacts(last.norm, last.symbol_vocab, run.features.sector_vocab).save(parts["features"])
+    for name, preds in run.evaluation.predictions.items():
+        preds.to_parquet(parts["evaluation"] / f"predictions_{name}.parquet", index=False)
+        calibration_plot(preds, quantiles, parts["plots"] / f"calibration_{name}.png", f"{name}: calibration")
+        if report["results"][name]["kind"] != "model":
+            continue
+        for symbol in sorted(preds["ts_code"].unique())[:FAN_SYMBOLS]:
+            fan_chart(
+                preds, quantiles, symbol, parts["plots"] / f"fan_{name}_{symbol}.png", f"{name}: {symbol}"
+            )
+    for name in run.eval_cfg.models:
+        found = [o.importances[name] for o in run.outputs if name in o.importances]
+        if found:
+            mean = np.mean(np.asarray(found), axis=0)
+            ranked = sorted(zip(columns, mean.tolist(), strict=True), key=lambda kv: -kv[1])
+            (parts["importances"] / f"{name}.json").write_text(json.dumps(dict(ranked), indent=1))
+    return {name: path for name, path in parts.items() if any(path.iterdir())}
 
 
 def log_evaluation(
-    tracking: TrackingConfig,
-    evaluation: Evaluation,
-    eval_cfg: EvalConfig,
-    train_cfg: TrainConfig,
-    feature_summary: dict,
-    lineage: dict,
+    tracking: TrackingConfig, run: EvalRun, lineage: dict, run_name: str, tags: dict | None = None
 ) -> str:
-    """One MLflow run per evaluation: config, lineage, every model's metrics (per horizon as steps),
-    the report, the feature summary and the out-of-sample predictions (parquet)."""
-    report = evaluation.report
+    """One MLflow run per evaluation: config, lineage, every model's metrics (aggregated at horizon 1,
+    per horizon and per fold as steps), and the artifacts above. Returns the run id."""
+    report = run.evaluation.report
     metrics = {
         f"{name}.{key}": value
         for name, result in report["results"].items()
@@ -85,26 +153,29 @@ def log_evaluation(
         for name, result in report["results"].items()
         for h, row in result["per_horizon"].items()
         for key, value in row.items()
-        if key in ("crps", "rmse", "rank_ic", "coverage_90", "skill_crps") and isinstance(value, int | float)
+        if key in HORIZON_STEP_KEYS and isinstance(value, int | float)
+    ]
+    steps += [
+        (f"{name}.{key}_by_fold", row[key], row["fold"])  # step = fold index
+        for name, result in report["results"].items()
+        for row in result["per_fold"]
+        for key in FOLD_STEP_KEYS
+        if isinstance(row.get(key), int | float)
     ]
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        (folder / "report.json").write_text(json.dumps(report, indent=2, default=str))
-        (folder / "feature_summary.json").write_text(json.dumps(feature_summary, indent=2, default=str))
-        for name, preds in evaluation.predictions.items():
-            preds.to_parquet(folder / f"predictions_{name}.parquet", index=False)
         return log_run(
             tracking,
-            run_name=f"evaluate-{'-'.join(eval_cfg.models)}",
+            run_name=run_name,
             params={
-                "eval": eval_cfg.model_dump(mode="json"),
-                "train": train_cfg.model_dump(mode="json"),
+                "eval": run.eval_cfg.model_dump(mode="json"),
+                "train": run.train_cfg.model_dump(mode="json"),
+                "features": run.feature_config.model_dump(mode="json"),
                 "data": report["data"] | {"symbols": len(report["data"]["symbols"])},
                 "lineage": lineage,
                 "folds": report["folds"],
             },
             metrics=metrics,
             step_metrics=steps,
-            tags={"kind": "evaluation"},
-            artifacts={"evaluation": folder},
+            tags={"kind": "evaluation", "seed": run.train_cfg.seed, **(tags or {})},
+            artifacts=write_artifacts(Path(tmp), run),
         )

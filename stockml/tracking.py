@@ -269,7 +269,6 @@ def register_bundle(
     version = info.registered_model_version
     if version is None:
         raise RuntimeError(f"MLflow did not register {model_name!r}")
-    client = _client(cfg)
     version_tags = {
         "stockml.model_name": meta.model_name,
         "stockml.train_start": meta.train_start.isoformat(),
@@ -277,11 +276,20 @@ def register_bundle(
         "stockml.version": meta.stockml_version,
         **(tags or {}),
     }
-    for key, value in version_tags.items():
-        client.set_model_version_tag(model_name, str(version), key, str(value)[:MAX_TAG_LENGTH])
+    set_version_tags(cfg, model_name, int(version), version_tags)
     if alias is not None:
-        client.set_registered_model_alias(model_name, alias, str(version))
+        set_alias(cfg, model_name, alias, int(version))
     return int(version)
+
+
+def model_version_tags(cfg: TrackingConfig, model_name: str, version: int) -> dict[str, str]:
+    return dict(_client(cfg).get_model_version(model_name, str(version)).tags)
+
+
+def set_version_tags(cfg: TrackingConfig, model_name: str, version: int, tags: Mapping[str, Any]) -> None:
+    client = _client(cfg)
+    for key, value in tags.items():
+        client.set_model_version_tag(model_name, str(version), key, str(value)[:MAX_TAG_LENGTH])
 
 
 def set_alias(cfg: TrackingConfig, model_name: str, alias: str, version: int) -> None:

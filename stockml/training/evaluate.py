@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from stockml.evaluation.report import metrics_by_horizon, skill
+from stockml.evaluation.report import metrics_by_horizon, metrics_for, skill
 from stockml.training.baselines import BASELINES
 from stockml.training.walkforward import FoldOutput, with_truth
 
@@ -29,6 +29,24 @@ class Evaluation:
 def _clean(metrics: dict[str, float]) -> dict[str, float | None]:
     """JSON-safe: NaN -> None."""
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
+
+
+PER_FOLD_KEYS = ("n", "crps", "rmse", "rank_ic", "coverage_90", "skill_crps", "skill_rmse")
+
+
+def _per_fold(predictions: dict[str, pd.DataFrame], name: str, quantiles: tuple[float, ...]) -> list[dict]:
+    """Horizon-1 metrics of each fold on its own, with skill against that fold's random walk."""
+    rows = []
+    preds = predictions[name]
+    preds = preds[preds["horizon"] == 1]
+    rw = predictions.get("random_walk")
+    rw = rw[rw["horizon"] == 1] if rw is not None else None
+    for fold, part in preds.groupby("fold", sort=True):
+        m = metrics_for(part, quantiles)
+        base = metrics_for(rw[rw["fold"] == fold], quantiles) if rw is not None else {}
+        m = {**m, **skill(m, base)}
+        rows.append({"fold": int(fold), **_clean({k: m[k] for k in PER_FOLD_KEYS if k in m})})
+    return rows
 
 
 def build_report(
@@ -45,7 +63,10 @@ def build_report(
     names = list(outputs[0].predictions) if outputs else []
     predictions = {
         name: with_truth(
-            pd.concat([o.predictions[name] for o in outputs], ignore_index=True), frame, labels, closes
+            pd.concat([o.predictions[name].assign(fold=o.fold.index) for o in outputs], ignore_index=True),
+            frame,
+            labels,
+            closes,
         )
         for name in names
     }
@@ -62,6 +83,7 @@ def build_report(
             "kind": "baseline" if name in BASELINES else "model",
             "metrics": _clean(top),
             "per_horizon": {str(h): _clean(m) for h, m in per_h.items()},
+            "per_fold": _per_fold(predictions, name, quantiles),
         }
     folds = [
         {

@@ -14,7 +14,9 @@ import numpy as np
 import pandas as pd
 
 from stockml.features import fit_normalizer, fit_symbol_vocab, inverse_target, walk_forward_folds
+from stockml.features.normalize import NormParams
 from stockml.features.splits import Fold
+from stockml.features.vocab import Vocab
 from stockml.features.windows import WindowArrays, WindowDataset, build_window_arrays
 from stockml.models import ModelSizes, build_model
 from stockml.models.base import ForecastModel
@@ -31,6 +33,35 @@ class FoldOutput:
     predictions: dict[str, pd.DataFrame]  # name -> long predictions of this fold's test block
     seconds: dict[str, dict[str, float]]  # name -> {"train_seconds", "predict_seconds"}
     history: dict[str, list[dict[str, float]]] = field(default_factory=dict)
+    # What was fitted on this fold's training dates: the trained models, the normaliser, the vocabulary.
+    fitted: dict[str, ForecastModel] = field(default_factory=dict)
+    norm: NormParams | None = None
+    symbol_vocab: Vocab | None = None
+    sizes: ModelSizes | None = None
+    importances: dict[str, list[float]] = field(default_factory=dict)  # per feature, where a model has them
+
+
+def merge_fold_outputs(parts: list[list[FoldOutput]]) -> list[FoldOutput]:
+    """Join walk-forwards of different models over the same folds (e.g. one task per model) into one."""
+    parts = [p for p in parts if p]
+    if not parts:
+        return []
+    first = parts[0]
+    for other in parts[1:]:
+        if [o.fold for o in other] != [o.fold for o in first]:
+            raise ValueError("walk-forward parts were run on different folds")
+    merged = []
+    for i, base in enumerate(first):
+        out = FoldOutput(base.fold, {}, {}, {}, {}, base.norm, base.symbol_vocab, base.sizes)
+        for part in parts:
+            o = part[i]
+            out.predictions.update(o.predictions)
+            out.seconds.update(o.seconds)
+            out.history.update(o.history)
+            out.fitted.update(o.fitted)
+            out.importances.update(o.importances)
+        merged.append(out)
+    return merged
 
 
 def q_column(level: float) -> str:
@@ -95,7 +126,7 @@ def run_fold(
         n_symbols=vocab.size,
         n_sectors=n_sectors,
     )
-    out = FoldOutput(fold, {}, {})
+    out = FoldOutput(fold, {}, {}, norm=norm, symbol_vocab=vocab, sizes=sizes)
     if "random_walk" in cfg.baselines:
         began = time.perf_counter()
         in_train = fold.train.mask(frame["trade_date"].to_numpy())
@@ -116,6 +147,9 @@ def run_fold(
         out.predictions[name] = long_predictions(test, raw, cfg.quantiles)
         out.seconds[name] = {"train_seconds": result.seconds, "predict_seconds": time.perf_counter() - began}
         out.history[name] = result.history
+        out.fitted[name] = model
+        if hasattr(model, "feature_importance"):  # PTFT: variable-selection weights, last test batch
+            out.importances[name] = [float(v) for v in model.feature_importance().cpu()]
         log.info(
             "fold %d %s: %d epochs, best %s, %.1f s",
             fold.index,

@@ -1,0 +1,212 @@
+"""Train, evaluate, register and promote: the steps shared by ``stockml train`` and the daily flow.
+
+1. :func:`plan_models`: the requested models plus the champion's procedure (so it is scored on the
+   same window), read from the registry.
+2. Walk-forward evaluation (:mod:`stockml.training.walkforward`), then :func:`build_report`.
+3. :func:`log_evaluation` (in :mod:`stockml.evaluate_run`): one MLflow run with everything.
+4. :func:`register_challenger`: the best requested model, as trained on the last fold (its metrics are
+   out-of-sample), becomes a new registry version with alias ``challenger``.
+5. :func:`promote`: the gate (:mod:`stockml.promotion`); ``champion`` moves only on a pass.
+6. :func:`refit_full`: optionally, the promoted procedure refitted on every labelled day
+   (``full_train``), registered as the next version and made champion in its place.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from stockml.bundle import save_bundle
+from stockml.features import FeatureArtifacts, FeatureConfig, fit_normalizer, fit_symbol_vocab
+from stockml.features.splits import DateRange, Fold
+from stockml.features.vocab import Vocab
+from stockml.features.windows import WindowDataset, build_window_arrays
+from stockml.models import ModelSizes, build_model
+from stockml.promotion import Decision, GateConfig, Scores, decide
+from stockml.tracking import (
+    TrackingConfig,
+    get_alias_version,
+    model_version_tags,
+    register_bundle,
+    set_alias,
+    set_version_tags,
+)
+from stockml.training.config import EvalConfig, TrainConfig
+from stockml.training.trainer import train_model
+from stockml.training.walkforward import FoldOutput
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+MODEL_TAG = "stockml.model_name"
+CONFIG_TAG = "stockml.model_config"
+
+
+@dataclass(frozen=True)
+class Champion:
+    version: int
+    model_name: str
+    model_config: dict
+
+
+@dataclass(frozen=True)
+class Registered:
+    """A registry version made from one candidate."""
+
+    name: str  # model name, e.g. "ptft"
+    version: int
+    scores: Scores
+
+
+def current_champion(tracking: TrackingConfig, registered_name: str) -> Champion | None:
+    version = get_alias_version(tracking, registered_name, CHAMPION)
+    if version is None:
+        return None
+    tags = model_version_tags(tracking, registered_name, version)
+    return Champion(version, tags[MODEL_TAG], json.loads(tags.get(CONFIG_TAG, "{}")))
+
+
+def plan_models(eval_cfg: EvalConfig, champion: Champion | None) -> EvalConfig:
+    """``eval_cfg`` with the champion's procedure added to the models when it is not there already."""
+    if champion is None or champion.model_name in eval_cfg.models:
+        return eval_cfg
+    configs = dict(eval_cfg.model_configs)
+    configs.setdefault(champion.model_name, champion.model_config)
+    return eval_cfg.model_copy(
+        update={"models": (*eval_cfg.models, champion.model_name), "model_configs": configs}
+    )
+
+
+def best_model(report: dict, candidates: tuple[str, ...]) -> str:
+    """The candidate with the lowest horizon-1 CRPS (ties: the first listed)."""
+    scored = [(report["results"][n]["metrics"].get("crps"), i, n) for i, n in enumerate(candidates)]
+    scored = [s for s in scored if s[0] is not None]
+    if not scored:
+        raise ValueError(f"no candidate among {list(candidates)} has a CRPS")
+    return min(scored)[2]
+
+
+def scores(report: dict, name: str) -> Scores:
+    return Scores.from_metrics(report["results"][name]["metrics"])
+
+
+def _version_tags(name: str, eval_cfg: EvalConfig, report: dict, run_id: str | None) -> dict[str, str]:
+    metrics = report["results"][name]["metrics"]
+    folds = report["folds"]
+    return {
+        CONFIG_TAG: json.dumps(eval_cfg.model_configs.get(name, {}), sort_keys=True),
+        "stockml.eval_window": f"{folds[0]['test'][0]}..{folds[-1]['test'][1]}" if folds else "",
+        "stockml.eval_crps": str(metrics.get("crps")),
+        "stockml.eval_coverage_90": str(metrics.get("coverage_90")),
+        "stockml.eval_skill_crps": str(metrics.get("skill_crps")),
+        **({"stockml.run_id": run_id} if run_id else {}),
+    }
+
+
+def register_challenger(
+    tracking: TrackingConfig,
+    registered_name: str,
+    name: str,
+    last_fold: FoldOutput,
+    feature_cfg: FeatureConfig,
+    features: list[str],
+    sector_vocab: Vocab,
+    eval_cfg: EvalConfig,
+    report: dict,
+    run_id: str | None,
+    alias: str = CHALLENGER,
+    extra_tags: dict[str, str] | None = None,
+) -> Registered:
+    """Bundle the model ``name`` as fitted on ``last_fold``'s training window and register it as a new
+    version with ``alias`` (default ``challenger``); its scores are the report's out-of-sample ones."""
+    assert last_fold.norm is not None and last_fold.symbol_vocab is not None and last_fold.sizes is not None
+    window = (last_fold.fold.train.start.date(), last_fold.fold.train.end.date())
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = save_bundle(
+            Path(tmp) / "bundle",
+            model=last_fold.fitted[name],
+            model_name=name,
+            model_config=eval_cfg.model_configs.get(name),
+            sizes=last_fold.sizes,
+            feature_config=feature_cfg,
+            feature_columns=features,
+            artifacts=FeatureArtifacts(last_fold.norm, last_fold.symbol_vocab, sector_vocab),
+            train_window=window,
+        )
+        version = register_bundle(
+            tracking,
+            folder,
+            model_name=registered_name,
+            run_id=run_id,
+            alias=alias,
+            tags=_version_tags(name, eval_cfg, report, run_id) | (extra_tags or {}),
+        )
+    return Registered(name, version, scores(report, name))
+
+
+def promote(
+    tracking: TrackingConfig,
+    registered_name: str,
+    challenger: Registered,
+    champion: Champion | None,
+    report: dict,
+    gate: GateConfig,
+) -> Decision:
+    """Run the gate on this report's window; tag the challenger version; move ``champion`` on a pass."""
+    champ_scores = scores(report, champion.model_name) if champion is not None else None
+    same = champion is not None and champion.model_name == challenger.name
+    decision = decide(challenger.scores, scores(report, "random_walk"), gate, champ_scores, same)
+    tags = decision.tags()
+    if champion is not None:
+        tags["stockml.compared_with_version"] = str(champion.version)
+    set_version_tags(tracking, registered_name, challenger.version, tags)
+    if decision.promote:
+        set_alias(tracking, registered_name, CHAMPION, challenger.version)
+    return decision
+
+
+def refit_full(
+    frame: pd.DataFrame,
+    features: list[str],
+    labels: list[str],
+    name: str,
+    eval_cfg: EvalConfig,
+    train_cfg: TrainConfig,
+    n_sectors: int,
+    epochs: int,
+) -> tuple[FoldOutput, DateRange]:
+    """``name`` refitted on every labelled date (``full_train``: no validation, ``epochs`` epochs)."""
+    labelled = frame.loc[frame[labels[-1]].notna(), "trade_date"]
+    window = DateRange(pd.Timestamp(labelled.min()), pd.Timestamp(labelled.max()))
+    start, end = window.start.date(), window.end.date()
+    norm = fit_normalizer(
+        frame, features, start, end, method=eval_cfg.norm_method, label_columns=labels, normalize_target=True
+    )
+    vocab = fit_symbol_vocab(frame, start, end)
+    arrays = build_window_arrays(frame, norm, vocab, features)
+    train = WindowDataset.for_segment(arrays, eval_cfg.lookback, window, history_before_start=True)
+    sizes = ModelSizes(
+        n_features=len(features),
+        horizon=eval_cfg.horizon,
+        quantiles=eval_cfg.quantiles,
+        n_symbols=vocab.size,
+        n_sectors=n_sectors,
+    )
+    model = build_model(name, sizes, eval_cfg.model_configs.get(name))
+    cfg = train_cfg.model_copy(update={"full_train": True, "max_epochs": max(1, epochs)})
+    train_model(model, train, None, cfg, by_date=name == "graph")
+    fold = Fold(index=-1, train=window, test=window, valid=None)
+    out = FoldOutput(fold, {}, {}, fitted={name: model}, norm=norm, symbol_vocab=vocab, sizes=sizes)
+    return out, window
+
+
+def refit_epochs(outputs: list[FoldOutput], name: str, default: int) -> int:
+    """Epochs for the refit: one more than the last fold's best epoch (0-based), else ``default``."""
+    history = outputs[-1].history.get(name) if outputs else None
+    if not history:
+        return default
+    best = min(range(len(history)), key=lambda i: history[i].get("valid_loss", float("inf")))
+    return best + 1
