@@ -126,13 +126,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from stockml.promotion import GateConfig
     from stockml.tracking import TrackingConfig
     from stockml.train_run import (
-        CHAMPION,
         best_model,
         current_champion,
         plan_models,
         promote,
-        refit_epochs,
-        refit_full,
+        refit_and_register,
         register_challenger,
     )
 
@@ -148,49 +146,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         tracking, run, _lineage(settings), f"train-{'-'.join(requested.models)}", {"kind": "train"}
     )
     name = best_model(report, requested.models)
-    features = run.features
-    registered = register_challenger(
-        tracking,
-        args.registered_name,
-        name,
-        run.outputs[-1],
-        run.feature_config,
-        features.feature_columns,
-        features.sector_vocab,
-        eval_cfg,
-        report,
-        run_id,
-    )
+    registered = register_challenger(tracking, args.registered_name, run, name, run.outputs[-1], run_id)
     decision = promote(tracking, args.registered_name, registered, champion, report, gate)
     print(f"{args.registered_name} version {registered.version} ({name}) @challenger; run {run_id}")
     verdict = "promoted to @champion" if decision.promote else "rejected"
     print(f"promotion: {verdict}: {'; '.join(decision.reasons)}")
     if args.refit and decision.promote:
-        epochs = refit_epochs(run.outputs, name, train_cfg.max_epochs)
-        refit, _ = refit_full(
-            features.frame,
-            features.feature_columns,
-            features.label_columns,
-            name,
-            eval_cfg,
-            train_cfg,
-            features.sector_vocab.size,
-            epochs,
-        )
-        final = register_challenger(
-            tracking,
-            args.registered_name,
-            name,
-            refit,
-            run.feature_config,
-            features.feature_columns,
-            features.sector_vocab,
-            eval_cfg,
-            report,
-            run_id,
-            alias=CHAMPION,
-            extra_tags={"stockml.refit_of": str(registered.version), **decision.tags()},
-        )
+        final, epochs = refit_and_register(tracking, args.registered_name, run, registered, decision, run_id)
         print(f"refit on every labelled day ({epochs} epochs): version {final.version} is @champion")
     _print_table(report)
     if args.out is not None:

@@ -21,11 +21,11 @@ from pathlib import Path
 import pandas as pd
 
 from stockml.bundle import save_bundle
-from stockml.features import FeatureArtifacts, FeatureConfig, fit_normalizer, fit_symbol_vocab
+from stockml.evaluate_run import EvalRun
+from stockml.features import FeatureArtifacts, fit_normalizer, fit_symbol_vocab
 from stockml.features.splits import DateRange, Fold
-from stockml.features.vocab import Vocab
 from stockml.features.windows import WindowDataset, build_window_arrays
-from stockml.models import ModelSizes, build_model
+from stockml.models import build_model
 from stockml.promotion import Decision, GateConfig, Scores, decide
 from stockml.tracking import (
     TrackingConfig,
@@ -37,7 +37,7 @@ from stockml.tracking import (
 )
 from stockml.training.config import EvalConfig, TrainConfig
 from stockml.training.trainer import train_model
-from stockml.training.walkforward import FoldOutput
+from stockml.training.walkforward import FoldOutput, sizes_for
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -109,31 +109,28 @@ def _version_tags(name: str, eval_cfg: EvalConfig, report: dict, run_id: str | N
 def register_challenger(
     tracking: TrackingConfig,
     registered_name: str,
+    run: EvalRun,
     name: str,
-    last_fold: FoldOutput,
-    feature_cfg: FeatureConfig,
-    features: list[str],
-    sector_vocab: Vocab,
-    eval_cfg: EvalConfig,
-    report: dict,
+    fitted: FoldOutput,
     run_id: str | None,
     alias: str = CHALLENGER,
     extra_tags: dict[str, str] | None = None,
 ) -> Registered:
-    """Bundle the model ``name`` as fitted on ``last_fold``'s training window and register it as a new
-    version with ``alias`` (default ``challenger``); its scores are the report's out-of-sample ones."""
-    assert last_fold.norm is not None and last_fold.symbol_vocab is not None and last_fold.sizes is not None
-    window = (last_fold.fold.train.start.date(), last_fold.fold.train.end.date())
+    """Bundle the model ``name`` as fitted in ``fitted`` (by default the last fold) and register it as a
+    new version with ``alias`` (default ``challenger``); its scores are the run's out-of-sample ones."""
+    assert fitted.norm is not None and fitted.symbol_vocab is not None and fitted.sizes is not None
+    report, features = run.evaluation.report, run.features
+    window = (fitted.fold.train.start.date(), fitted.fold.train.end.date())
     with tempfile.TemporaryDirectory() as tmp:
         folder = save_bundle(
             Path(tmp) / "bundle",
-            model=last_fold.fitted[name],
+            model=fitted.fitted[name],
             model_name=name,
-            model_config=eval_cfg.model_configs.get(name),
-            sizes=last_fold.sizes,
-            feature_config=feature_cfg,
-            feature_columns=features,
-            artifacts=FeatureArtifacts(last_fold.norm, last_fold.symbol_vocab, sector_vocab),
+            model_config=run.eval_cfg.model_configs.get(name),
+            sizes=fitted.sizes,
+            feature_config=run.feature_config,
+            feature_columns=features.feature_columns,
+            artifacts=FeatureArtifacts(fitted.norm, fitted.symbol_vocab, features.sector_vocab),
             train_window=window,
         )
         version = register_bundle(
@@ -142,9 +139,36 @@ def register_challenger(
             model_name=registered_name,
             run_id=run_id,
             alias=alias,
-            tags=_version_tags(name, eval_cfg, report, run_id) | (extra_tags or {}),
+            tags=_version_tags(name, run.eval_cfg, report, run_id) | (extra_tags or {}),
         )
     return Registered(name, version, scores(report, name))
+
+
+def refit_and_register(
+    tracking: TrackingConfig,
+    registered_name: str,
+    run: EvalRun,
+    promoted: Registered,
+    decision: Decision,
+    run_id: str | None,
+) -> tuple[Registered, int]:
+    """The promoted procedure refitted on every labelled day, registered as ``champion`` in its place.
+    Returns the new version and the number of epochs trained."""
+    name, features = promoted.name, run.features
+    epochs = refit_epochs(run.outputs, name, run.train_cfg.max_epochs)
+    refit = refit_full(
+        features.frame,
+        features.feature_columns,
+        features.label_columns,
+        name,
+        run.eval_cfg,
+        run.train_cfg,
+        features.sector_vocab.size,
+        epochs,
+    )
+    tags = {"stockml.refit_of": str(promoted.version), **decision.tags()}
+    final = register_challenger(tracking, registered_name, run, name, refit, run_id, CHAMPION, tags)
+    return final, epochs
 
 
 def promote(
@@ -177,7 +201,7 @@ def refit_full(
     train_cfg: TrainConfig,
     n_sectors: int,
     epochs: int,
-) -> tuple[FoldOutput, DateRange]:
+) -> FoldOutput:
     """``name`` refitted on every labelled date (``full_train``: no validation, ``epochs`` epochs)."""
     labelled = frame.loc[frame[labels[-1]].notna(), "trade_date"]
     window = DateRange(pd.Timestamp(labelled.min()), pd.Timestamp(labelled.max()))
@@ -188,19 +212,12 @@ def refit_full(
     vocab = fit_symbol_vocab(frame, start, end)
     arrays = build_window_arrays(frame, norm, vocab, features)
     train = WindowDataset.for_segment(arrays, eval_cfg.lookback, window, history_before_start=True)
-    sizes = ModelSizes(
-        n_features=len(features),
-        horizon=eval_cfg.horizon,
-        quantiles=eval_cfg.quantiles,
-        n_symbols=vocab.size,
-        n_sectors=n_sectors,
-    )
+    sizes = sizes_for(features, eval_cfg, vocab, n_sectors)
     model = build_model(name, sizes, eval_cfg.model_configs.get(name))
     cfg = train_cfg.model_copy(update={"full_train": True, "max_epochs": max(1, epochs)})
     train_model(model, train, None, cfg, by_date=name == "graph")
     fold = Fold(index=-1, train=window, test=window, valid=None)
-    out = FoldOutput(fold, {}, {}, fitted={name: model}, norm=norm, symbol_vocab=vocab, sizes=sizes)
-    return out, window
+    return FoldOutput(fold, {}, {}, fitted={name: model}, norm=norm, symbol_vocab=vocab, sizes=sizes)
 
 
 def refit_epochs(outputs: list[FoldOutput], name: str, default: int) -> int:

@@ -90,6 +90,16 @@ def _model_for(name: str, sizes: ModelSizes, cfg: EvalConfig) -> ForecastModel:
     return build_model(name, sizes, cfg.model_configs.get(name))
 
 
+def sizes_for(features: list[str], cfg: EvalConfig, vocab: Vocab, n_sectors: int) -> ModelSizes:
+    return ModelSizes(
+        n_features=len(features),
+        horizon=cfg.horizon,
+        quantiles=cfg.quantiles,
+        n_symbols=vocab.size,
+        n_sectors=n_sectors,
+    )
+
+
 def run_fold(
     frame: pd.DataFrame,
     features: list[str],
@@ -119,13 +129,7 @@ def run_fold(
         else None
     )
     test = WindowDataset.for_segment(arrays, cfg.lookback, fold.test, history_before_start=True)
-    sizes = ModelSizes(
-        n_features=len(features),
-        horizon=cfg.horizon,
-        quantiles=cfg.quantiles,
-        n_symbols=vocab.size,
-        n_sectors=n_sectors,
-    )
+    sizes = sizes_for(features, cfg, vocab, n_sectors)
     out = FoldOutput(fold, {}, {}, norm=norm, symbol_vocab=vocab, sizes=sizes)
     if "random_walk" in cfg.baselines:
         began = time.perf_counter()
