@@ -328,3 +328,26 @@ def test_skill_against_random_walk() -> None:
     assert got == pytest.approx({"skill_rmse": 0.2, "skill_crps": 0.25})  # 1 - 0.8, 1 - 0.75
     undefined = skill({"rmse": 0.8}, {"rmse": 0.0, "crps": 0.04})
     assert math.isnan(undefined["skill_rmse"]) and math.isnan(undefined["skill_crps"])
+
+
+def test_newey_west_t_by_hand() -> None:
+    from stockml.evaluation.report import newey_west_t
+
+    # x = 1, 3, 2, 4: mean 2.5, gamma0 = 5/4, gamma1 = -1.75/4, Bartlett weight 1/2 * 2 = 1
+    assert newey_west_t(np.array([1.0, 3.0, 2.0, 4.0]), 0) == pytest.approx(2.5 / np.sqrt(1.25 / 4))
+    assert newey_west_t(np.array([1.0, 3.0, 2.0, 4.0]), 1) == pytest.approx(2.5 / np.sqrt(0.8125 / 4))
+    assert np.isnan(newey_west_t(np.array([1.0, 2.0]), 0))
+
+
+def test_crps_rows_and_skill_t() -> None:
+    from stockml.evaluation.report import crps_rows, crps_skill_t
+
+    dates = pd.to_datetime(["2024-01-02", "2024-01-03", "2024-01-04"])
+    model = pd.DataFrame({"ts_code": "A", "date": dates, "horizon": 1, "y_true": 0.0})
+    model = model.assign(**{"q0.25": -1.0, "q0.5": 0.0, "q0.75": 1.0})
+    # pinball at y=0: 0.25, 0, 0.25 -> mean 1/6 -> CRPS 1/3
+    assert crps_rows(model).tolist() == pytest.approx([1 / 3] * 3)
+    wider = model.assign(**{"q0.25": [-2.0, -3.0, -4.0], "q0.75": [2.0, 3.0, 4.0]})  # CRPS 2/3, 1, 4/3
+    # gains 1/3, 2/3, 1: mean 2/3, sd of the mean sqrt((2/9) / 3 / 3) -> t = 3 * sqrt(2)
+    assert crps_skill_t(model, wider, horizon=1) == pytest.approx(3 * np.sqrt(2))
+    assert crps_skill_t(wider, model, horizon=1) == pytest.approx(-3 * np.sqrt(2))

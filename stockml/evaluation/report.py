@@ -236,3 +236,40 @@ def skill(model: Mapping[str, float], random_walk: Mapping[str, float]) -> dict[
         ok = math.isfinite(ours) and math.isfinite(base) and base != 0
         out[f"skill_{name}"] = 1.0 - ours / base if ok else math.nan
     return out
+
+
+def crps_rows(preds: pd.DataFrame, quantiles: Sequence[float] | None = None) -> pd.Series:
+    """CRPS of every row (2 x mean pinball over the levels); NaN where the outcome is unknown."""
+    cols = quantile_columns(preds, quantiles)
+    q = preds[list(cols.values())].to_numpy(dtype=np.float64)
+    y = preds[Y_TRUE].to_numpy(dtype=np.float64)
+    values = 2.0 * m.pinball(y[:, None], q, np.asarray(list(cols))[None, :]).mean(axis=1)
+    return pd.Series(values, index=preds.index)
+
+
+def newey_west_t(x: np.ndarray, lags: int) -> float:
+    """t statistic of the mean of a series, with a Newey-West (Bartlett) long-run variance."""
+    x = np.asarray(x, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    n = len(x)
+    if n < 3:
+        return math.nan
+    d = x - x.mean()
+    var = float(d @ d) / n
+    for k in range(1, min(lags, n - 1) + 1):
+        var += 2.0 * (1.0 - k / (lags + 1)) * float(d[k:] @ d[:-k]) / n
+    return float(x.mean() / math.sqrt(var / n)) if var > 0 else math.nan
+
+
+def crps_skill_t(
+    model: pd.DataFrame, random_walk: pd.DataFrame, horizon: int, quantiles: Sequence[float] | None = None
+) -> float:
+    """Is the CRPS gain over the random walk significant? The t statistic of the per-date mean of
+    ``crps_rw - crps_model`` (same rows), Newey-West with ``horizon - 1`` lags for overlapping
+    targets. Above ~2: significant skill; below ~-2: significantly worse."""
+    keys = [TS_CODE, DATE]
+    a = model.assign(crps=crps_rows(model, quantiles))[[*keys, "crps"]]
+    b = random_walk.assign(crps=crps_rows(random_walk, quantiles))[[*keys, "crps"]]
+    both = a.merge(b, on=keys, suffixes=("", "_rw")).dropna()
+    per_date = (both["crps_rw"] - both["crps"]).groupby(both[DATE]).mean().sort_index()
+    return newey_west_t(per_date.to_numpy(), max(0, horizon - 1))

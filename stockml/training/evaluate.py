@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from stockml.evaluation.report import metrics_by_horizon, metrics_for, skill
+from stockml.evaluation.report import crps_skill_t, metrics_by_horizon, metrics_for, skill
 from stockml.training.baselines import BASELINES
 from stockml.training.walkforward import FoldOutput, with_truth
 
@@ -78,6 +78,12 @@ def build_report(
             key: sum(o.seconds[name][key] for o in outputs) for key in ("train_seconds", "predict_seconds")
         }
         per_h = {h: {**m, **skill(m, rw.get(h, {})), **seconds} for h, m in by_h[name].items()}
+        if "random_walk" in predictions:
+            for h, row in per_h.items():
+                at = [p[p["horizon"] == h] for p in (predictions[name], predictions["random_walk"])]
+                row["skill_crps_t"] = (
+                    crps_skill_t(at[0], at[1], h, quantiles) if name != "random_walk" else 0.0
+                )
         top = per_h.get(1, per_h[min(per_h)]) if per_h else {}
         results[name] = {
             "kind": "baseline" if name in BASELINES else "model",
