@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 from stockml.columns import TABLE_KEYS, TABLE_TIME_COL, TS_CODE
 from stockml.data.base import MarketData
 
+PREDICTIONS = "predictions"
 MANIFEST = "manifest.jsonl"
 
 
@@ -185,6 +186,21 @@ class Lake:
         if not path.exists():
             return []
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def predictions_path(self, as_of: dt.date, name: str = "daily") -> Path:
+        """``<root>/predictions/<name>/<as_of>.parquet``: one file per forecast day, replaced on rerun."""
+        return self.root / PREDICTIONS / name / f"{as_of:%Y-%m-%d}.parquet"
+
+    def write_predictions(self, frame: pd.DataFrame, as_of: dt.date, name: str = "daily") -> Path:
+        path = self.predictions_path(as_of, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomic(frame, path)
+        return path
+
+    def read_predictions(self, name: str = "daily") -> pd.DataFrame:
+        """Every forecast day of ``name``, in date order (empty frame when none)."""
+        files = sorted((self.root / PREDICTIONS / name).glob("*.parquet"))
+        return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True) if files else pd.DataFrame()
 
     def append_manifest(self, entry: dict) -> None:
         """Append one entry, atomically (rewrite aside, then rename)."""

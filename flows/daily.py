@@ -1,0 +1,243 @@
+"""The daily retrain: ``python -m flows.daily`` or the ``daily-retrain`` deployment.
+
+ingest the latest days -> validation gate -> features -> per-model walk-forward (parallel tasks) ->
+score against the baselines -> MLflow run -> register the best model as ``@challenger`` -> promotion gate
+-> optional ``full_train`` refit of a promoted model -> forecast the next H trading days with
+``@champion`` -> predictions parquet in the lake -> data-quality and drift summary -> markdown artifact.
+
+A non-trading day is recorded and the run ends. A validation failure stops the run before training (the
+registry is untouched). A model that fails does not stop the others: the run ends Failed with a message
+naming it, after everything else was published.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import time
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+from prefect.states import Completed, Failed, State
+
+from flows.ingest import ingest, settings_for
+from stockml.config import Settings, SourceName
+from stockml.daily_report import daily_markdown
+from stockml.data.demo import DemoConfig
+from stockml.data.sources import make_source, resolve_universe
+from stockml.evaluate_run import data_info
+from stockml.lake import Lake, lake_summary
+from stockml.promotion import GateConfig
+from stockml.tracking import TrackingConfig
+from stockml.train_run import CHAMPION, best_model, current_champion, plan_models
+from stockml.training.config import EvalConfig, TrainConfig
+from tasks import train as t
+
+MARKET_TZ = ZoneInfo("Asia/Shanghai")
+DEFAULT_MODELS = ("lstm", "tcn")
+INCREMENTAL_DAYS = 7  # an incremental ingest re-reads this many calendar days before the lake's last day
+
+
+def default_as_of(settings: Settings) -> dt.date:
+    """Today in Shanghai; the demo market's own last day for the demo source (its calendar ends there)."""
+    if settings.source == "demo":
+        return DemoConfig.model_validate(settings.demo).end
+    return dt.datetime.now(MARKET_TZ).date()
+
+
+def ingest_start(lake: Lake, history_start: dt.date) -> dt.date:
+    """Where today's ingest begins: a few days before the lake's last bar when it already covers the
+    history, else the start of the history."""
+    summary = lake_summary(lake)
+    first, last = summary["first_date"], summary["last_date"]
+    if first is None or dt.date.fromisoformat(str(first)[:10]) > history_start:
+        return history_start
+    return max(history_start, dt.date.fromisoformat(str(last)[:10]) - dt.timedelta(days=INCREMENTAL_DAYS))
+
+
+@flow(name="daily-retrain", log_prints=True)
+def daily_retrain(
+    as_of: dt.date | None = None,
+    source: SourceName | None = None,
+    data_dir: Path | None = None,
+    local_dir: Path | None = None,
+    symbols: list[str] | None = None,
+    models: list[str] = list(DEFAULT_MODELS),  # noqa: B006 (Prefect renders the default in its form)
+    history_days: int = 730,
+    horizon: int = 5,
+    folds: int = 1,
+    test_days: int = 40,
+    max_epochs: int = 3,
+    seed: int = 0,
+    registered_name: str = "stockml",
+    margin: float = 0.01,
+    coverage_band: tuple[float, float] = (0.85, 0.95),
+    refit: bool = False,
+    tracking_uri: str | None = None,
+    mlruns_dir: Path = Path("mlruns"),
+) -> State:
+    """Retrain, evaluate, gate and forecast as of ``as_of`` (default: today in Asia/Shanghai)."""
+    began = time.perf_counter()
+    logger = get_run_logger()
+    settings = settings_for(source, data_dir, local_dir)
+    as_of = as_of or default_as_of(settings)
+    src = make_source(settings)
+    history_start = as_of - dt.timedelta(days=history_days)
+    calendar = src.trading_days(history_start, as_of + dt.timedelta(days=40))
+    summary: dict[str, Any] = {"as_of": str(as_of), "seconds": {}}
+    if as_of not in calendar:
+        summary["status"] = "non-trading day: nothing to do"
+        _publish(summary, None, None)
+        return Completed(message=summary["status"], data=summary)
+
+    lake = Lake(settings.data_dir)
+    universe = resolve_universe(src, symbols or list(settings.universe))
+    step = time.perf_counter()
+    ingest(ingest_start(lake, history_start), as_of, settings.source, universe, settings.data_dir, local_dir)
+    summary["seconds"]["ingest"] = round(time.perf_counter() - step, 1)
+
+    tracking = TrackingConfig(root=mlruns_dir, tracking_uri=tracking_uri)
+    gate_cfg = GateConfig(margin=margin, coverage_band=coverage_band)
+    requested = EvalConfig(models=tuple(models), horizon=horizon, folds=folds, test_days=test_days)
+    train_cfg = TrainConfig(max_epochs=max_epochs, seed=seed, progress=False)
+    champion = current_champion(tracking, registered_name)
+    eval_cfg = plan_models(requested, champion)
+
+    step = time.perf_counter()
+    data, features = t.build_features(lake, history_start, as_of, universe, eval_cfg)
+    summary["seconds"]["features"] = round(time.perf_counter() - step, 1)
+    step = time.perf_counter()
+    one = {"baselines": ()}
+    futures = {
+        name: t.evaluate_model.submit(
+            features, eval_cfg.model_copy(update={"models": (name,), **one}), train_cfg
+        )
+        for name in eval_cfg.models
+    }
+    baselines = t.evaluate_model.submit(features, eval_cfg.model_copy(update={"models": ()}), train_cfg)
+    parts, failed = [baselines.result()], {}
+    for name, future in futures.items():
+        state = future.wait() or future.state
+        if state.is_completed():
+            parts.append(future.result())
+        else:
+            failed[name] = str(state.message or state.type.value)
+            logger.error("model %s failed: %s", name, failed[name])
+    summary["failed_models"] = failed
+    info = data_info(settings.source, features.frame, history_start, as_of)
+    run = t.score(parts, data, features, eval_cfg, train_cfg, info)
+    summary["seconds"]["train_evaluate"] = round(time.perf_counter() - step, 1)
+    report = run.evaluation.report
+
+    step = time.perf_counter()
+    lineage = {"lake_hashes": {name: lake.table_hash(name) for name in lake.tables()}, "as_of": str(as_of)}
+    run_id = t.log_to_mlflow(tracking, run, lineage, f"daily-{as_of}", {"kind": "daily", "as_of": as_of})
+    summary["mlflow_run_id"] = run_id
+    candidates = tuple(m for m in requested.models if m in run.eval_cfg.models)
+    if candidates:
+        name = best_model(report, candidates)
+        challenger = t.register(tracking, registered_name, run, name, run_id)
+        decision = t.gate(tracking, registered_name, challenger, champion, run, gate_cfg)
+        summary["challenger"] = f"{registered_name} v{challenger.version} ({name})"
+        summary["decision"] = "promoted" if decision.promote else "rejected"
+        summary["reasons"] = "; ".join(decision.reasons)
+        if refit and decision.promote:
+            final = t.refit(tracking, registered_name, run, challenger, decision, run_id)
+            summary["refit"] = f"v{final.version} refitted on every labelled day is @{CHAMPION}"
+    summary["seconds"]["registry"] = round(time.perf_counter() - step, 1)
+
+    step = time.perf_counter()
+    drift = None
+    summary["quality"] = t.quality(features, as_of, universe)
+    champ = current_champion(tracking, registered_name)
+    if champ is None:
+        summary["champion"] = "none yet: no model has passed the gate, so no forecast is published"
+    else:
+        summary["champion"] = f"{registered_name} v{champ.version} ({champ.model_name})"
+        uri = f"models:/{registered_name}@{CHAMPION}"
+        preds, drift = t.forecast(tracking, uri, data, as_of, calendar)
+        preds = preds.assign(model_version=champ.version)
+        summary["predictions"] = str(lake.write_predictions(preds, as_of))
+        summary["drift_alerts"] = int(drift["alert"].sum())
+    summary["seconds"]["forecast"] = round(time.perf_counter() - step, 1)
+    summary["seconds"]["total"] = round(time.perf_counter() - began, 1)
+    summary["status"] = f"partially failed: {', '.join(failed)}" if failed else "completed"
+    _publish(summary, report, drift)
+    if failed:
+        return Failed(
+            message=f"partially failed: {'; '.join(f'{m}: {w}' for m, w in failed.items())}", data=summary
+        )
+    return Completed(message="completed", data=summary)
+
+
+def _publish(summary: dict, report: dict | None, drift: Any) -> None:
+    markdown = daily_markdown(summary, report, drift)
+    create_markdown_artifact(markdown, key="daily-retrain", description=f"daily retrain {summary['as_of']}")
+    print(markdown)
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m flows.daily", description=__doc__)
+    parser.add_argument("--as-of", type=dt.date.fromisoformat, default=None)
+    parser.add_argument("--source", choices=["demo", "local", "tushare"], default=None)
+    parser.add_argument("--data-dir", type=Path, default=None, help="lake root (default: settings)")
+    parser.add_argument("--local-dir", type=Path, default=None, help="folder of tushare files (local)")
+    parser.add_argument("--symbols", nargs="*", default=None)
+    parser.add_argument("--models", default=",".join(DEFAULT_MODELS))
+    parser.add_argument("--max-epochs", type=int, default=3)
+    parser.add_argument("--refit", action="store_true")
+    parser.add_argument("--tracking-uri", default=None)
+    parser.add_argument("--task-runner", choices=["default", "dask"], default="default")
+    parser.add_argument("--dask-address", default=None, help="scheduler address (default: a local cluster)")
+    return parser.parse_args(argv)
+
+
+def with_task_runner(kind: Literal["default", "dask"], address: str | None = None):  # type: ignore[no-untyped-def]
+    """The flow on the chosen task runner: Prefect's default, or Dask (a local cluster, or ``address``)."""
+    if kind == "default":
+        return daily_retrain
+    from prefect_dask import DaskTaskRunner
+
+    runner = DaskTaskRunner(address=address) if address else DaskTaskRunner()
+    return daily_retrain.with_options(task_runner=runner)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    flow_fn = with_task_runner(args.task_runner, args.dask_address)
+    state = flow_fn(
+        as_of=args.as_of,
+        source=args.source,
+        data_dir=args.data_dir,
+        local_dir=args.local_dir,
+        symbols=args.symbols,
+        models=[m for m in args.models.split(",") if m],
+        max_epochs=args.max_epochs,
+        refit=args.refit,
+        tracking_uri=args.tracking_uri,
+        return_state=True,
+    )
+    summary = state.result(raise_on_failure=False)
+    if isinstance(summary, dict):
+        print(where_to_look(summary))
+    return 0 if state.is_completed() else 1
+
+
+def where_to_look(summary: dict) -> str:
+    root = Path("mlruns").resolve()
+    lines = [f"status: {summary.get('status')}; seconds by step: {summary.get('seconds')}"]
+    if summary.get("predictions"):
+        lines.append(f"predictions: {summary['predictions']}")
+    lines += [
+        f"MLflow UI:   mlflow ui --backend-store-uri sqlite:///{root / 'mlflow.db'}",
+        "Prefect UI:  prefect server start   (then open http://127.0.0.1:4200)",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

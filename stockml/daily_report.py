@@ -1,0 +1,61 @@
+"""The daily run's summary as markdown (for the Prefect artifact and the console)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+METRICS = ("crps", "skill_crps", "skill_crps_t", "rmse", "rank_ic", "coverage_90", "train_seconds")
+
+
+def _fmt(value: object) -> str:
+    return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def metrics_markdown(report: dict) -> str:
+    head = "| name | kind | " + " | ".join(METRICS) + " |"
+    rule = "|" + "---|" * (len(METRICS) + 2)
+    rows = [
+        f"| {name} | {r['kind']} | " + " | ".join(_fmt(r["metrics"].get(k)) for k in METRICS) + " |"
+        for name, r in report["results"].items()
+    ]
+    return "\n".join([head, rule, *rows])
+
+
+def daily_markdown(summary: dict, report: dict | None, drift: pd.DataFrame | None) -> str:
+    lines = [f"# stockml daily retrain, as of {summary['as_of']}", "", f"**Status:** {summary['status']}", ""]
+    if summary.get("failed_models"):
+        lines += [
+            "**Failed models:**",
+            *[f"- `{m}`: {why}" for m, why in summary["failed_models"].items()],
+            "",
+        ]
+    if report is not None:
+        folds = report["folds"]
+        window = f"{folds[0]['test'][0]} .. {folds[-1]['test'][1]}" if folds else "-"
+        lines += [
+            f"## Out-of-sample metrics (horizon 1, test window {window})",
+            "",
+            metrics_markdown(report),
+            "",
+        ]
+    for key, label in (
+        ("mlflow_run_id", "MLflow run"),
+        ("challenger", "Challenger"),
+        ("decision", "Promotion"),
+        ("reasons", "Reasons"),
+        ("champion", "Champion"),
+        ("refit", "Refit"),
+        ("predictions", "Predictions"),
+    ):
+        if summary.get(key) is not None:
+            lines.append(f"- **{label}:** {summary[key]}")
+    if summary.get("quality"):
+        lines += ["", "## Data quality", "", f"`{summary['quality']}`"]
+    if drift is not None and len(drift):
+        cols = ["feature", "shift_sd", "sd_ratio", "recent_missing", "alert"]
+        rows = [
+            f"| {' | '.join(_fmt(v) for v in row)} |" for row in drift.head(10)[cols].itertuples(index=False)
+        ]
+        table = [f"| {' | '.join(cols)} |", "|" + "---|" * len(cols), *rows]
+        lines += ["", "## Feature drift vs the champion's training window (top 10)", "", *table]
+    return "\n".join(lines) + "\n"
