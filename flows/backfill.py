@@ -81,13 +81,29 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--end", type=dt.date.fromisoformat, required=True)
     parser.add_argument("--symbols", nargs="*", default=None, help="ts_codes or index codes")
     parser.add_argument("--chunk-days", type=int, default=None)
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--replay", action="store_true", help="then forecast as of every trading day (see flows.replay)"
+    )
+    parser.add_argument("--retrain-every", type=int, default=20, help="replay: trading days between retrains")
+    parser.add_argument("--history-days", type=int, default=730, help="replay: calendar days of history")
+    parser.add_argument("--models", default="lstm", help="replay: comma-separated model names")
+    parser.add_argument("--max-epochs", type=int, default=3, help="replay: epochs per training")
+    args = parser.parse_args(argv)
+    if args.source == "local" and args.local_dir is None and args.data_dir is not None:
+        # `--source local --data-dir FOLDER`: FOLDER is the tushare-format source; the lake stays at the
+        # settings' data_dir (never written into the source folder).
+        args.local_dir, args.data_dir = args.data_dir, None
+        print(
+            f"--source local: reading tushare files from {args.local_dir}; the lake is the settings' data_dir"
+        )
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:
     args = _parse_args(argv)
+    start = args.start - dt.timedelta(days=args.history_days) if args.replay else args.start
     summary = backfill(
-        start=args.start,
+        start=start,
         end=args.end,
         source=args.source,
         symbols=args.symbols,
@@ -96,6 +112,26 @@ def main(argv: list[str] | None = None) -> None:
         chunk_days=args.chunk_days,
     )
     print(format_summary(summary))
+    if args.replay:
+        from flows.replay import replay
+
+        done = replay(
+            start=args.start,
+            end=args.end,
+            source=args.source,
+            data_dir=args.data_dir,
+            local_dir=args.local_dir,
+            symbols=args.symbols,
+            models=[m for m in args.models.split(",") if m],
+            retrain_every=args.retrain_every,
+            history_days=args.history_days,
+            max_epochs=args.max_epochs,
+        )
+        print(
+            f"replay: {done['forecast_days_written']} forecast day(s) written, "
+            f"{done['forecast_days_skipped']} already there, retrain days {done['retrain_days']}; "
+            f"{done['predictions']}"
+        )
 
 
 if __name__ == "__main__":

@@ -122,42 +122,36 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from stockml.evaluate_run import data_info, evaluate, log_evaluation
+    from stockml.evaluate_run import data_info
     from stockml.promotion import GateConfig
     from stockml.tracking import TrackingConfig
-    from stockml.train_run import (
-        best_model,
-        current_champion,
-        plan_models,
-        promote,
-        refit_and_register,
-        register_challenger,
-    )
+    from stockml.train_run import train_and_gate
 
     settings, data, start = _market(args)
-    tracking = TrackingConfig(tracking_uri=args.tracking_uri)
-    gate = GateConfig(margin=args.margin, coverage_band=tuple(args.coverage_band))
     requested, train_cfg = _configs(args)
-    champion = current_champion(tracking, args.registered_name)
-    eval_cfg = plan_models(requested, champion)
-    run = evaluate(data, eval_cfg, train_cfg, data_info(settings.source, data.bars, start, args.end), None)
-    report = run.evaluation.report
-    run_id = log_evaluation(
-        tracking, run, _lineage(settings), f"train-{'-'.join(requested.models)}", {"kind": "train"}
+    outcome = train_and_gate(
+        data,
+        requested,
+        train_cfg,
+        TrackingConfig(tracking_uri=args.tracking_uri),
+        args.registered_name,
+        GateConfig(margin=args.margin, coverage_band=tuple(args.coverage_band)),
+        info=data_info(settings.source, data.bars, start, args.end),
+        lineage=_lineage(settings),
+        refit=args.refit,
+        run_name=f"train-{'-'.join(requested.models)}",
     )
-    name = best_model(report, requested.models)
-    registered = register_challenger(tracking, args.registered_name, run, name, run.outputs[-1], run_id)
-    decision = promote(tracking, args.registered_name, registered, champion, report, gate)
-    print(f"{args.registered_name} version {registered.version} ({name}) @challenger; run {run_id}")
+    reg, decision = outcome.challenger, outcome.decision
+    print(f"{args.registered_name} version {reg.version} ({reg.name}) @challenger; run {outcome.run_id}")
     verdict = "promoted to @champion" if decision.promote else "rejected"
     print(f"promotion: {verdict}: {'; '.join(decision.reasons)}")
-    if args.refit and decision.promote:
-        final, epochs = refit_and_register(tracking, args.registered_name, run, registered, decision, run_id)
-        print(f"refit on every labelled day ({epochs} epochs): version {final.version} is @champion")
-    _print_table(report)
+    if outcome.refit is not None:
+        print(f"refit ({outcome.refit_epochs} epochs): version {outcome.refit.version} is @champion")
+    _print_table(outcome.report)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report | {"mlflow_run_id": run_id}, indent=2, default=str))
+        report = outcome.report | {"mlflow_run_id": outcome.run_id}
+        args.out.write_text(json.dumps(report, indent=2, default=str))
     return 0
 
 

@@ -21,7 +21,8 @@ from pathlib import Path
 import pandas as pd
 
 from stockml.bundle import save_bundle
-from stockml.evaluate_run import EvalRun
+from stockml.data.base import MarketData
+from stockml.evaluate_run import EvalRun, evaluate, log_evaluation
 from stockml.features import FeatureArtifacts, fit_normalizer, fit_symbol_vocab
 from stockml.features.splits import DateRange, Fold
 from stockml.features.windows import WindowDataset, build_window_arrays
@@ -227,3 +228,49 @@ def refit_epochs(outputs: list[FoldOutput], name: str, default: int) -> int:
         return default
     best = min(range(len(history)), key=lambda i: history[i].get("valid_loss", float("inf")))
     return best + 1
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    run_id: str
+    report: dict
+    challenger: Registered
+    decision: Decision
+    refit: Registered | None
+    refit_epochs: int | None
+
+    @property
+    def champion_version(self) -> int | None:
+        """The version this training made champion (the refit when there is one), else None."""
+        if not self.decision.promote:
+            return None
+        return self.refit.version if self.refit is not None else self.challenger.version
+
+
+def train_and_gate(
+    data: MarketData,
+    requested: EvalConfig,
+    train_cfg: TrainConfig,
+    tracking: TrackingConfig,
+    registered_name: str,
+    gate_cfg: GateConfig,
+    *,
+    info: dict,
+    lineage: dict,
+    refit: bool = False,
+    run_name: str = "train",
+    tags: dict | None = None,
+) -> TrainOutcome:
+    """Steps 1-6 of this module in one call (``stockml train`` and the replay backfill)."""
+    champion = current_champion(tracking, registered_name)
+    eval_cfg = plan_models(requested, champion)
+    run = evaluate(data, eval_cfg, train_cfg, info, None)
+    report = run.evaluation.report
+    run_id = log_evaluation(tracking, run, lineage, run_name, {"kind": "train", **(tags or {})})
+    name = best_model(report, requested.models)
+    registered = register_challenger(tracking, registered_name, run, name, run.outputs[-1], run_id)
+    decision = promote(tracking, registered_name, registered, champion, report, gate_cfg)
+    final, epochs = None, None
+    if refit and decision.promote:
+        final, epochs = refit_and_register(tracking, registered_name, run, registered, decision, run_id)
+    return TrainOutcome(run_id, report, registered, decision, final, epochs)
