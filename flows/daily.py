@@ -121,11 +121,10 @@ def daily_retrain(
     baselines = t.evaluate_model.submit(features, eval_cfg.model_copy(update={"models": ()}), train_cfg)
     parts, failed = [baselines.result()], {}
     for name, future in futures.items():
-        state = future.wait() or future.state
-        if state.is_completed():
+        try:
             parts.append(future.result())
-        else:
-            failed[name] = str(state.message or state.type.value)
+        except Exception as err:  # one model's failure must not stop the others
+            failed[name] = f"{type(err).__name__}: {err}"
             logger.error("model %s failed: %s", name, failed[name])
     summary["failed_models"] = failed
     info = data_info(settings.source, features.frame, history_start, as_of)
@@ -196,13 +195,16 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def with_task_runner(kind: Literal["default", "dask"], address: str | None = None):  # type: ignore[no-untyped-def]
-    """The flow on the chosen task runner: Prefect's default, or Dask (a local cluster, or ``address``)."""
+def with_task_runner(  # type: ignore[no-untyped-def]
+    kind: Literal["default", "dask"], address: str | None = None, cluster_kwargs: dict | None = None
+):
+    """The flow on the chosen task runner: Prefect's default (threads), or Dask through ``prefect-dask``:
+    the scheduler at ``address``, else a local cluster (``cluster_kwargs`` go to ``LocalCluster``)."""
     if kind == "default":
         return daily_retrain
     from prefect_dask import DaskTaskRunner
 
-    runner = DaskTaskRunner(address=address) if address else DaskTaskRunner()
+    runner = DaskTaskRunner(address=address) if address else DaskTaskRunner(cluster_kwargs=cluster_kwargs)
     return daily_retrain.with_options(task_runner=runner)
 
 

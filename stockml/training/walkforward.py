@@ -40,6 +40,29 @@ class FoldOutput:
     sizes: ModelSizes | None = None
     importances: dict[str, list[float]] = field(default_factory=dict)  # per feature, where a model has them
 
+    def __getstate__(self) -> dict:
+        """Pickle the fitted models as (config, CPU state_dict): some modules (weight-normed convs) do
+        not pickle, and a state_dict is what crosses processes (e.g. Dask workers) safely."""
+        state = self.__dict__.copy()
+        state["fitted"] = {
+            name: (
+                model.config.model_dump(mode="json"),
+                {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            )
+            for name, model in self.fitted.items()
+        }
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        fitted = state.pop("fitted")
+        self.__dict__.update(state)
+        self.fitted = {}
+        for name, (config, weights) in fitted.items():
+            assert self.sizes is not None
+            model = _model_for(name, self.sizes, EvalConfig(model_configs={name: config}))
+            model.load_state_dict(weights)
+            self.fitted[name] = model.eval()
+
 
 def merge_fold_outputs(parts: list[list[FoldOutput]]) -> list[FoldOutput]:
     """Join walk-forwards of different models over the same folds (e.g. one task per model) into one."""
