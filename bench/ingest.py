@@ -83,9 +83,7 @@ def main() -> None:
                 chunk_days=(end - start).days + 1,
             )
             flow = time.perf_counter() - t0
-            print(
-                f"backfill flow (1 chunk)     : {flow:6.2f} s  {rows / flow:>12,.0f} rows/s (with Prefect)"
-            )
+            print(f"backfill flow (1 chunk)     : {flow:6.2f} s  {rows / flow:>12,.0f} rows/s (with Prefect)")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ def test_daily_flow_on_a_local_dask_cluster(prefect_harness: None, demo_env: Pat
         data_dir=demo_env / "lake",
         mlruns_dir=demo_env / "mlruns",
         models=["lstm", "tcn"],
-        max_epochs=1,
+        max_epochs=3,
         coverage_band=(0.0, 1.0),
         return_state=True,
     )
