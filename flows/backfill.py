@@ -16,7 +16,7 @@ from prefect import flow
 from flows.ingest import ingest_chunk, settings_for
 from stockml.config import SourceName
 from stockml.data.sources import make_source, resolve_universe, source_id
-from stockml.ingest import done_chunks, job_id, plan_chunks, record_job_done
+from stockml.ingest import job_id, pending_chunks, record_job_done
 from stockml.lake import Lake, lake_summary
 
 
@@ -38,17 +38,15 @@ def backfill(
     lake = Lake(settings.data_dir)
     key = source_id(settings)
     job = job_id(key, start, end, universe)
-    chunks = plan_chunks(start, end, chunk_days or settings.ingest.chunk_days)
-    done = done_chunks(lake, job)
-    todo = [c for c in chunks if (str(c.start), str(c.end)) not in done]
-    print(f"backfill {key} {start}..{end}: {len(chunks)} chunks, {len(chunks) - len(todo)} already done")
+    todo, skipped = pending_chunks(lake, job, start, end, chunk_days or settings.ingest.chunk_days)
+    print(f"backfill {key} {start}..{end}: {len(todo) + skipped} chunks, {skipped} already done")
     entries = [ingest_chunk(settings, src, lake, job, chunk, universe) for chunk in todo]
     record_job_done(lake, job=job, source=key, start=start, end=end)
     summary = {
         "job": job,
         "source": key,
         "chunks_run": len(todo),
-        "chunks_skipped": len(chunks) - len(todo),
+        "chunks_skipped": skipped,
         "rows_inserted": sum(t["inserted"] for e in entries for t in e["tables"].values()),
         "rows_updated": sum(t["updated"] for e in entries for t in e["tables"].values()),
         "tables_used": sorted({t for e in entries for t in e["tables"]}),

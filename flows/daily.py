@@ -82,7 +82,6 @@ def daily_retrain(
 ) -> State:
     """Retrain, evaluate, gate and forecast as of ``as_of`` (default: today in Asia/Shanghai)."""
     began = time.perf_counter()
-    logger = get_run_logger()
     settings = settings_for(source, data_dir, local_dir)
     as_of = as_of or default_as_of(settings)
     src = make_source(settings)
@@ -111,21 +110,7 @@ def daily_retrain(
     data, features = t.build_features(lake, history_start, as_of, universe, eval_cfg)
     summary["seconds"]["features"] = round(time.perf_counter() - step, 1)
     step = time.perf_counter()
-    one = {"baselines": ()}
-    futures = {
-        name: t.evaluate_model.submit(
-            features, eval_cfg.model_copy(update={"models": (name,), **one}), train_cfg
-        )
-        for name in eval_cfg.models
-    }
-    baselines = t.evaluate_model.submit(features, eval_cfg.model_copy(update={"models": ()}), train_cfg)
-    parts, failed = [baselines.result()], {}
-    for name, future in futures.items():
-        try:
-            parts.append(future.result())
-        except Exception as err:  # one model's failure must not stop the others
-            failed[name] = f"{type(err).__name__}: {err}"
-            logger.error("model %s failed: %s", name, failed[name])
+    parts, failed = evaluate_in_parallel(features, eval_cfg, train_cfg)
     summary["failed_models"] = failed
     info = data_info(settings.source, features.frame, history_start, as_of)
     run = t.score(parts, data, features, eval_cfg, train_cfg, info)
@@ -171,6 +156,27 @@ def daily_retrain(
             message=f"partially failed: {'; '.join(f'{m}: {w}' for m, w in failed.items())}", data=summary
         )
     return Completed(message="completed", data=summary)
+
+
+def evaluate_in_parallel(
+    features: Any, eval_cfg: EvalConfig, train_cfg: TrainConfig
+) -> tuple[list[Any], dict[str, str]]:
+    """One walk-forward task per model plus one for the baselines, all submitted at once; a failed
+    model is recorded (name -> error) and the others go on."""
+    logger = get_run_logger()
+    alone = {
+        name: eval_cfg.model_copy(update={"models": (name,), "baselines": ()}) for name in eval_cfg.models
+    }
+    futures = {name: t.evaluate_model.submit(features, cfg, train_cfg) for name, cfg in alone.items()}
+    baselines = t.evaluate_model.submit(features, eval_cfg.model_copy(update={"models": ()}), train_cfg)
+    parts, failed = [baselines.result()], {}
+    for name, future in futures.items():
+        try:
+            parts.append(future.result())
+        except Exception as err:  # one model's failure must not stop the others
+            failed[name] = f"{type(err).__name__}: {err}"
+            logger.error("model %s failed: %s", name, failed[name])
+    return parts, failed
 
 
 def _publish(summary: dict, report: dict | None, drift: Any) -> None:

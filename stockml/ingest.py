@@ -111,6 +111,16 @@ def record_job_done(lake: Lake, *, job: str, source: str, start: dt.date, end: d
     return entry
 
 
+def pending_chunks(
+    lake: Lake, job: str, start: dt.date, end: dt.date, chunk_days: int
+) -> tuple[list[Chunk], int]:
+    """The chunks of [start, end] this job still has to write, and how many it already wrote."""
+    chunks = plan_chunks(start, end, chunk_days)
+    done = done_chunks(lake, job)
+    todo = [c for c in chunks if (str(c.start), str(c.end)) not in done]
+    return todo, len(chunks) - len(todo)
+
+
 def ingest_range(
     lake: Lake,
     source: DataSource,
@@ -122,11 +132,8 @@ def ingest_range(
 ) -> list[dict]:
     """Backfill [start, end] without an orchestrator (the CLI's path; the flows use the same steps)."""
     job = job_id(source_key, start, end, symbols)
-    done = done_chunks(lake, job)
     entries = []
-    for chunk in plan_chunks(start, end, chunk_days):
-        if (str(chunk.start), str(chunk.end)) in done:
-            continue
+    for chunk in pending_chunks(lake, job, start, end, chunk_days)[0]:
         data = source.fetch(chunk.start, chunk.end, symbols)
         clean = validate_batch(
             data, dt.date.today(), lake.root / "_reports", f"{source.name}_{chunk.start:%Y%m%d}"
