@@ -55,7 +55,8 @@ def run_once(n_symbols: int, work: Path) -> dict:
         )
     steps = json.loads(match.group(1).replace("'", '"'))
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2  # GiB (ru_maxrss is KiB)
-    return {"symbols": n_symbols, "wall": wall, "peak_gib": peak, **steps}
+    published = "predictions:" in done.stdout
+    return {"symbols": n_symbols, "wall": wall, "peak_gib": peak, "published": published, **steps}
 
 
 def main() -> None:
@@ -64,14 +65,20 @@ def main() -> None:
     )
     parser.add_argument("--symbols", type=int, nargs="+", default=[30, 100, 300])
     args = parser.parse_args()
-    print(f"{'symbols':>8}" + "".join(f"{s:>16}" for s in STEPS) + f"{'process wall':>14}{'peak GiB*':>10}")
+    print(
+        f"{'symbols':>8}"
+        + "".join(f"{s:>16}" for s in STEPS)
+        + f"{'process wall':>14}{'peak GiB*':>10}{'forecast':>10}"
+    )
     for n in args.symbols:
         with tempfile.TemporaryDirectory(prefix="stockml-bench-daily-") as tmp:
             row = run_once(n, Path(tmp))
         cells = "".join(f"{row.get(s, float('nan')):>16.1f}" for s in STEPS)
-        print(f"{n:>8}{cells}{row['wall']:>14.1f}{row['peak_gib']:>10.2f}", flush=True)
+        published = "yes" if row["published"] else "no**"
+        print(f"{n:>8}{cells}{row['wall']:>14.1f}{row['peak_gib']:>10.2f}{published:>10}", flush=True)
     print("seconds; 'total' is the flow body, 'process wall' adds interpreter start and the temporary")
     print("Prefect server. *peak RSS of the largest child process so far (cumulative maximum).")
+    print("**no champion passed the gate, so no forecast was made and 'forecast' timed nothing.")
 
 
 if __name__ == "__main__":
