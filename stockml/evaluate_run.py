@@ -13,6 +13,7 @@ import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -49,8 +50,8 @@ def feature_config_for(eval_cfg: EvalConfig) -> FeatureConfig:
 
 def pin_macro_series(cfg: FeatureConfig, features: FeatureResult) -> FeatureConfig:
     """``cfg`` naming the macro series this frame selected, so a bundle rebuilds the same columns later."""
-    chosen = features.summary.get("macro_series") or []
-    names = tuple(f"{m['table']}/{m['series']}" for m in chosen)  # type: ignore[index]
+    chosen = cast(list[dict[str, object]], features.summary.get("macro_series") or [])
+    names = tuple(f"{m['table']}/{m['series']}" for m in chosen)
     return cfg.model_copy(update={"macro_series": names})
 
 

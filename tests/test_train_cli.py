@@ -31,7 +31,7 @@ def test_train_registers_gates_and_predict_loads_in_a_fresh_process(
             "train",
             *common,
             "--models",
-            "lstm",
+            "lstm,ptft",
             "--start",
             "2021-01-04",
             "--end",
@@ -53,13 +53,13 @@ def test_train_registers_gates_and_predict_loads_in_a_fresh_process(
     assert code == 0
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
     v1 = client.get_model_version_by_alias("stockml", "challenger")
-    assert int(v1.version) == 1 and v1.tags["stockml.model_name"] == "lstm"
+    assert int(v1.version) == 1 and v1.tags["stockml.model_name"] in {"lstm", "ptft"}
     decision = v1.tags["stockml.promotion"]
     assert decision in {"promoted", "rejected"} and "random_walk" in v1.tags["stockml.promotion_reasons"]
     run_id = v1.run_id
     artifacts = {
         a.path
-        for folder in ("features", "plots", "evaluation")
+        for folder in ("features", "plots", "evaluation", "importances")
         for a in client.list_artifacts(run_id, folder)
     }
     assert {
@@ -71,6 +71,7 @@ def test_train_registers_gates_and_predict_loads_in_a_fresh_process(
         "plots/calibration_random_walk.png",
         "evaluation/predictions_lstm.parquet",
         "evaluation/report.json",
+        "importances/ptft.json",
     } <= artifacts
     assert sum(p.startswith("plots/fan_lstm_") for p in artifacts) == 3
     folds = client.get_metric_history(run_id, "lstm.crps_by_fold")

@@ -45,7 +45,7 @@ class MarketData:
         return list(self.tables())
 
     def with_tables(self, **tables: pd.DataFrame | None) -> MarketData:
-        return replace(self, **tables)
+        return replace(self, **tables)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

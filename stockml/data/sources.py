@@ -15,7 +15,7 @@ def make_source(settings: Settings) -> DataSource:
     if settings.source == "demo":
         from stockml.data.demo import DemoConfig, DemoSource
 
-        return DemoSource(DemoConfig(**settings.demo))
+        return DemoSource(DemoConfig.model_validate(settings.demo))
     if settings.source == "local":
         from stockml.data.local import LocalSource
 
@@ -24,7 +24,7 @@ def make_source(settings: Settings) -> DataSource:
         return LocalSource(settings.local_dir)
     from stockml.data.tushare_source import TushareConfig, TushareSource
 
-    return TushareSource(TushareConfig(**settings.tushare))
+    return TushareSource(TushareConfig.model_validate(settings.tushare))
 
 
 def source_id(settings: Settings) -> str:

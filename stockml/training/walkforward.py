@@ -175,8 +175,9 @@ def run_fold(
         out.seconds[name] = {"train_seconds": result.seconds, "predict_seconds": time.perf_counter() - began}
         out.history[name] = result.history
         out.fitted[name] = model
-        if hasattr(model, "feature_importance"):  # PTFT: variable-selection weights, last test batch
-            out.importances[name] = [float(v) for v in model.feature_importance().cpu()]
+        importance = getattr(model, "feature_importance", None)  # PTFT: variable selection, last test batch
+        if callable(importance):
+            out.importances[name] = [float(v) for v in importance().cpu()]
         log.info(
             "fold %d %s: %d epochs, best %s, %.1f s",
             fold.index,
