@@ -85,6 +85,7 @@ def replay(
     folds: int = 1,
     test_days: int = 40,
     registered_name: str = "stockml-replay",
+    coverage_band: tuple[float, float] = (0.85, 0.95),
     tracking_uri: str | None = None,
     mlruns_dir: Path = Path("mlruns"),
 ) -> dict:
@@ -98,7 +99,7 @@ def replay(
     config = {
         "eval": EvalConfig(models=tuple(models), folds=folds, test_days=test_days).model_dump(mode="json"),
         "train": TrainConfig(max_epochs=max_epochs, progress=False).model_dump(mode="json"),
-        "gate": GateConfig().model_dump(mode="json"),
+        "gate": GateConfig(coverage_band=coverage_band).model_dump(mode="json"),
         "source": settings.source,
     }
     retrains = retrain_days(days, retrain_every)
