@@ -86,6 +86,7 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--history-days", type=int, default=730, help="replay: calendar days of history")
     parser.add_argument("--models", default="lstm", help="replay: comma-separated model names")
     parser.add_argument("--max-epochs", type=int, default=3, help="replay: epochs per training")
+    parser.add_argument("--registered-name", default="stockml-replay", help="replay: registry model name")
     args = parser.parse_args(argv)
     if args.source == "local" and args.local_dir is None and args.data_dir is not None:
         # `--source local --data-dir FOLDER`: FOLDER is the tushare-format source; the lake stays at the
@@ -124,6 +125,7 @@ def main(argv: list[str] | None = None) -> None:
             retrain_every=args.retrain_every,
             history_days=args.history_days,
             max_epochs=args.max_epochs,
+            registered_name=args.registered_name,
         )
         print(
             f"replay: {done['forecast_days_written']} forecast day(s) written, "

@@ -25,7 +25,7 @@ from stockml.data.sources import make_source
 from stockml.evaluate_run import data_info
 from stockml.lake import Lake, frame_hash, read_market
 from stockml.promotion import GateConfig
-from stockml.tracking import TrackingConfig
+from stockml.tracking import TrackingConfig, model_version_tags
 from stockml.train_run import current_champion, train_and_gate
 from stockml.training.config import EvalConfig, TrainConfig
 from tasks import train as t
@@ -67,7 +67,16 @@ def retrain(
         tags={"kind": "replay", "as_of": str(as_of)},
     )
     champion = current_champion(tracking_cfg, registered_name)
-    return None if champion is None else champion.version
+    if champion is None:
+        return None
+    window = model_version_tags(tracking_cfg, registered_name, champion.version)["stockml.eval_window"]
+    seen_to = window.split("..")[-1]  # the last day its training and selection saw
+    if dt.date.fromisoformat(seen_to) > as_of:  # a later retrain's model: using it would look ahead
+        raise RuntimeError(
+            f"{registered_name} champion v{champion.version} was chosen on days to {seen_to}, after {as_of}: "
+            "the replay registry is ahead of this retrain (a lost cache?); use a fresh registered name"
+        )
+    return champion.version
 
 
 @flow(name="replay", log_prints=True)
