@@ -87,6 +87,12 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--models", default="lstm", help="replay: comma-separated model names")
     parser.add_argument("--max-epochs", type=int, default=3, help="replay: epochs per training")
     parser.add_argument("--registered-name", default="stockml-replay", help="replay: registry model name")
+    parser.add_argument(
+        "--with-challenger",
+        action="store_true",
+        help="replay: where no model has passed the gate yet, forecast with the day's challenger "
+        "(rows say model_role=challenger)",
+    )
     args = parser.parse_args(argv)
     if args.source == "local" and args.local_dir is None and args.data_dir is not None:
         # `--source local --data-dir FOLDER`: FOLDER is the tushare-format source; the lake stays at the
@@ -126,6 +132,7 @@ def main(argv: list[str] | None = None) -> None:
             history_days=args.history_days,
             max_epochs=args.max_epochs,
             registered_name=args.registered_name,
+            with_challenger=args.with_challenger,
         )
         print(
             f"replay: {done['forecast_days_written']} forecast day(s) written, "

@@ -47,14 +47,14 @@ def retrain(
     data_hash: str,
     tracking: dict,
     registered_name: str,
-) -> int | None:
-    """Train and gate as of ``as_of``; the champion version afterwards (None: none yet). Cached on all
-    inputs: ``data_hash`` identifies the bars it reads, ``config`` everything else that matters."""
+) -> dict[str, int | None]:
+    """Train and gate as of ``as_of``: ``{"champion": version or None, "challenger": version}`` afterwards.
+    Cached on all inputs: ``data_hash`` identifies the bars it reads, ``config`` everything else."""
     lake = Lake(Path(lake_root))
     start = as_of - dt.timedelta(days=history_days)
     data = read_market(lake, start, as_of, symbols)
     tracking_cfg = TrackingConfig.model_validate(tracking)
-    train_and_gate(
+    outcome = train_and_gate(
         data,
         EvalConfig.model_validate(config["eval"]),
         TrainConfig.model_validate(config["train"]),
@@ -68,7 +68,7 @@ def retrain(
     )
     champion = current_champion(tracking_cfg, registered_name)
     if champion is None:
-        return None
+        return {"champion": None, "challenger": outcome.challenger.version}
     window = model_version_tags(tracking_cfg, registered_name, champion.version)["stockml.eval_window"]
     seen_to = window.split("..")[-1]  # the last day its training and selection saw
     if dt.date.fromisoformat(seen_to) > as_of:  # a later retrain's model: using it would look ahead
@@ -76,7 +76,7 @@ def retrain(
             f"{registered_name} champion v{champion.version} was chosen on days to {seen_to}, after {as_of}: "
             "the replay registry is ahead of this retrain (a lost cache?); use a fresh registered name"
         )
-    return champion.version
+    return {"champion": champion.version, "challenger": outcome.challenger.version}
 
 
 @flow(name="replay", log_prints=True)
@@ -95,6 +95,7 @@ def replay(
     test_days: int = 40,
     registered_name: str = "stockml-replay",
     coverage_band: tuple[float, float] = (0.85, 0.95),
+    with_challenger: bool = False,
     tracking_uri: str | None = None,
     mlruns_dir: Path = Path("mlruns"),
 ) -> dict:
@@ -130,14 +131,17 @@ def replay(
                 json.loads(tracking.model_dump_json()),
                 registered_name,
             )
-        version = versions[anchor]
+        version, role = versions[anchor]["champion"], "champion"
+        if version is None and with_challenger:
+            version, role = versions[anchor]["challenger"], "challenger"
         if version is None:
             print(f"{day}: no champion yet after the retrain of {anchor}; no forecast")
             continue
         data = read_market(lake, day - dt.timedelta(days=history_days), day, symbols)
         uri = f"models:/{registered_name}/{version}"
         preds, _ = t.forecast(tracking, uri, data, day, calendar)
-        lake.write_predictions(preds.assign(model_version=version, retrained_on=anchor), day, REPLAY)
+        preds = preds.assign(model_version=version, model_role=role, retrained_on=anchor)
+        lake.write_predictions(preds, day, REPLAY)
         written += 1
     return {
         "days": len(days),

@@ -51,7 +51,9 @@ def test_replay_forecasts_each_day_and_a_rerun_trains_nothing(
     preds = pd.concat([pd.read_parquet(f) for f in written])
     # each day is forecast by the version its latest retrain day produced, trained on data up to then
     assert (pd.to_datetime(preds["retrained_on"]) <= pd.to_datetime(preds["as_of"])).all()
-    assert preds.groupby("as_of")["ts_code"].nunique().eq(8).all()
+    assert (
+        preds.groupby("as_of")["ts_code"].nunique().eq(8).all() and (preds["model_role"] == "champion").all()
+    )
 
     removed = written[-3:]
     for f in removed:
