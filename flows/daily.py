@@ -118,7 +118,7 @@ def daily_retrain(
     report = run.evaluation.report
 
     step = time.perf_counter()
-    lineage = {"lake_hashes": {name: lake.table_hash(name) for name in lake.tables()}, "as_of": str(as_of)}
+    lineage = {"lake_hashes": lake.table_hashes(), "as_of": str(as_of)}
     run_id = t.log_to_mlflow(tracking, run, lineage, f"daily-{as_of}", {"kind": "daily", "as_of": as_of})
     summary["mlflow_run_id"] = run_id
     candidates = tuple(m for m in requested.models if m in run.eval_cfg.models)

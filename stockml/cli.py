@@ -79,7 +79,7 @@ def _lineage(settings) -> dict:  # type: ignore[no-untyped-def]
     from stockml.lake import Lake
 
     lake = Lake(settings.data_dir)
-    return {"lake_hashes": {t: lake.table_hash(t) for t in lake.tables()}}
+    return {"lake_hashes": lake.table_hashes()}
 
 
 def _configs(args: argparse.Namespace):  # -> tuple[EvalConfig, TrainConfig]

@@ -105,7 +105,7 @@ def record_job_done(lake: Lake, *, job: str, source: str, start: dt.date, end: d
         "start": str(start),
         "end": str(end),
         "recorded_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "table_hashes": {t: lake.table_hash(t) for t in lake.tables()},
+        "table_hashes": lake.table_hashes(),
     }
     lake.append_manifest(entry)
     return entry

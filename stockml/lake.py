@@ -172,6 +172,10 @@ class Lake:
         result = dataset.to_table(filter=expr, columns=list(columns) if columns else None)
         return result.to_pandas().reset_index(drop=True)
 
+    def table_hashes(self) -> dict[str, str]:
+        """:meth:`table_hash` of every stored table (a run's data lineage)."""
+        return {t: self.table_hash(t) for t in self.tables()}
+
     def table_hash(self, table: str) -> str:
         """A hash of the table's files' bytes: equal hashes mean equal stored content."""
         digest = hashlib.sha256()
