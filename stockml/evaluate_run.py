@@ -69,10 +69,14 @@ def evaluate(
     data: MarketData, eval_cfg: EvalConfig, train_cfg: TrainConfig, info: dict, features: FeatureResult | None
 ) -> EvalRun:
     """Walk-forward evaluation of ``eval_cfg.models`` and the baselines; ``features``: reuse a frame."""
-    feature_cfg = feature_config_for(eval_cfg)
-    features = features or build_feature_frame(data, feature_cfg)
-    feature_cfg = pin_macro_series(feature_cfg, features)
-    outputs = run_walk_forward(
+    features = features or build_feature_frame(data, feature_config_for(eval_cfg))
+    outputs = walk_forward(features, eval_cfg, train_cfg)
+    return assemble(outputs, data, features, eval_cfg, train_cfg, info)
+
+
+def walk_forward(features: FeatureResult, eval_cfg: EvalConfig, train_cfg: TrainConfig) -> list[FoldOutput]:
+    """:func:`run_walk_forward` over a feature frame (all of ``eval_cfg``'s models and baselines)."""
+    return run_walk_forward(
         features.frame,
         features.feature_columns,
         features.label_columns,
@@ -80,14 +84,20 @@ def evaluate(
         train_cfg,
         features.sector_vocab.size,
     )
-    return EvalRun(
-        features,
-        feature_cfg,
-        eval_cfg,
-        train_cfg,
-        outputs,
-        report_for(outputs, features, data, info, eval_cfg),
-    )
+
+
+def assemble(
+    outputs: list[FoldOutput],
+    data: MarketData,
+    features: FeatureResult,
+    eval_cfg: EvalConfig,
+    train_cfg: TrainConfig,
+    info: dict,
+) -> EvalRun:
+    """Score ``outputs`` into the report and bundle everything with the pinned feature config."""
+    feature_cfg = pin_macro_series(feature_config_for(eval_cfg), features)
+    evaluation = report_for(outputs, features, data, info, eval_cfg)
+    return EvalRun(features, feature_cfg, eval_cfg, train_cfg, outputs, evaluation)
 
 
 def report_for(

@@ -23,9 +23,9 @@ import pandas as pd
 from stockml.bundle import save_bundle
 from stockml.data.base import MarketData
 from stockml.evaluate_run import EvalRun, evaluate, log_evaluation
-from stockml.features import FeatureArtifacts, fit_normalizer, fit_symbol_vocab
+from stockml.features import FeatureArtifacts
 from stockml.features.splits import DateRange, Fold
-from stockml.features.windows import WindowDataset, build_window_arrays
+from stockml.features.windows import WindowDataset
 from stockml.models import build_model
 from stockml.promotion import Decision, GateConfig, Scores, decide
 from stockml.tracking import (
@@ -38,7 +38,7 @@ from stockml.tracking import (
 )
 from stockml.training.config import EvalConfig, TrainConfig
 from stockml.training.trainer import train_model
-from stockml.training.walkforward import FoldOutput, sizes_for
+from stockml.training.walkforward import FoldOutput, fit_on_window
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -206,14 +206,8 @@ def refit_full(
     """``name`` refitted on every labelled date (``full_train``: no validation, ``epochs`` epochs)."""
     labelled = frame.loc[frame[labels[-1]].notna(), "trade_date"]
     window = DateRange(pd.Timestamp(labelled.min()), pd.Timestamp(labelled.max()))
-    start, end = window.start.date(), window.end.date()
-    norm = fit_normalizer(
-        frame, features, start, end, method=eval_cfg.norm_method, label_columns=labels, normalize_target=True
-    )
-    vocab = fit_symbol_vocab(frame, start, end)
-    arrays = build_window_arrays(frame, norm, vocab, features)
+    norm, vocab, arrays, sizes = fit_on_window(frame, features, labels, window, eval_cfg, n_sectors)
     train = WindowDataset.for_segment(arrays, eval_cfg.lookback, window, history_before_start=True)
-    sizes = sizes_for(features, eval_cfg, vocab, n_sectors)
     model = build_model(name, sizes, eval_cfg.model_configs.get(name))
     cfg = train_cfg.model_copy(update={"full_train": True, "max_epochs": max(1, epochs)})
     train_model(model, train, None, cfg, by_date=name == "graph")

@@ -14,7 +14,7 @@ from prefect.cache_policies import NO_CACHE
 
 from stockml.data.base import MarketData
 from stockml.drift import drift_table, quality_summary
-from stockml.evaluate_run import EvalRun, feature_config_for, log_evaluation, pin_macro_series, report_for
+from stockml.evaluate_run import EvalRun, assemble, feature_config_for, log_evaluation, walk_forward
 from stockml.features import FeatureResult, build_feature_frame
 from stockml.forecast import prediction_frame, with_target_dates
 from stockml.lake import Lake, read_market
@@ -22,7 +22,7 @@ from stockml.promotion import Decision, GateConfig
 from stockml.tracking import TrackingConfig, load_forecaster
 from stockml.train_run import Champion, Registered, promote, refit_and_register, register_challenger
 from stockml.training.config import EvalConfig, TrainConfig
-from stockml.training.walkforward import FoldOutput, merge_fold_outputs, run_walk_forward
+from stockml.training.walkforward import FoldOutput, merge_fold_outputs
 
 PLAIN = {"cache_policy": NO_CACHE, "persist_result": False}
 
@@ -38,14 +38,7 @@ def build_features(
 @task(name="evaluate-model", **PLAIN)
 def evaluate_model(features: FeatureResult, eval_cfg: EvalConfig, train_cfg: TrainConfig) -> list[FoldOutput]:
     """Walk-forward of the models (or baselines) in ``eval_cfg``; one task per model in the daily flow."""
-    return run_walk_forward(
-        features.frame,
-        features.feature_columns,
-        features.label_columns,
-        eval_cfg,
-        train_cfg,
-        features.sector_vocab.size,
-    )
+    return walk_forward(features, eval_cfg, train_cfg)
 
 
 @task(name="score", **PLAIN)
@@ -60,10 +53,7 @@ def score(
     """Join the per-model walk-forwards (same folds) and score everyone against ``random_walk``."""
     outputs = merge_fold_outputs(parts)
     done = tuple(m for m in eval_cfg.models if outputs and m in outputs[0].predictions)
-    cfg = eval_cfg.model_copy(update={"models": done})
-    feature_cfg = pin_macro_series(feature_config_for(cfg), features)
-    evaluation = report_for(outputs, features, data, info, cfg)
-    return EvalRun(features, feature_cfg, cfg, train_cfg, outputs, evaluation)
+    return assemble(outputs, data, features, eval_cfg.model_copy(update={"models": done}), train_cfg, info)
 
 
 @task(name="log-evaluation", **PLAIN)

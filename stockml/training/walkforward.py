@@ -15,7 +15,7 @@ import pandas as pd
 
 from stockml.features import fit_normalizer, fit_symbol_vocab, inverse_target, walk_forward_folds
 from stockml.features.normalize import NormParams
-from stockml.features.splits import Fold
+from stockml.features.splits import DateRange, Fold
 from stockml.features.vocab import Vocab
 from stockml.features.windows import WindowArrays, WindowDataset, build_window_arrays
 from stockml.models import ModelSizes, build_model
@@ -123,6 +123,25 @@ def sizes_for(features: list[str], cfg: EvalConfig, vocab: Vocab, n_sectors: int
     )
 
 
+def fit_on_window(
+    frame: pd.DataFrame,
+    features: list[str],
+    labels: list[str],
+    window: DateRange,
+    cfg: EvalConfig,
+    n_sectors: int,
+) -> tuple[NormParams, Vocab, WindowArrays, ModelSizes]:
+    """Everything fitted on ``window``'s dates only: the normaliser (targets too), the symbol vocabulary,
+    the normalised window arrays of the whole frame, and the model sizes."""
+    start, end = window.start.date(), window.end.date()
+    norm = fit_normalizer(
+        frame, features, start, end, method=cfg.norm_method, label_columns=labels, normalize_target=True
+    )
+    vocab = fit_symbol_vocab(frame, start, end)
+    arrays = build_window_arrays(frame, norm, vocab, features)
+    return norm, vocab, arrays, sizes_for(features, cfg, vocab, n_sectors)
+
+
 def run_fold(
     frame: pd.DataFrame,
     features: list[str],
@@ -133,18 +152,7 @@ def run_fold(
     n_sectors: int,
 ) -> FoldOutput:
     """Fit and predict every model and baseline on one fold."""
-    train_start, train_end = fold.train.start.date(), fold.train.end.date()
-    norm = fit_normalizer(
-        frame,
-        features,
-        train_start,
-        train_end,
-        method=cfg.norm_method,
-        label_columns=labels,
-        normalize_target=True,
-    )
-    vocab = fit_symbol_vocab(frame, train_start, train_end)
-    arrays: WindowArrays = build_window_arrays(frame, norm, vocab, features)
+    norm, vocab, arrays, sizes = fit_on_window(frame, features, labels, fold.train, cfg, n_sectors)
     train = WindowDataset.for_segment(arrays, cfg.lookback, fold.train, history_before_start=True)
     valid = (
         WindowDataset.for_segment(arrays, cfg.lookback, fold.valid, history_before_start=True)
@@ -152,7 +160,6 @@ def run_fold(
         else None
     )
     test = WindowDataset.for_segment(arrays, cfg.lookback, fold.test, history_before_start=True)
-    sizes = sizes_for(features, cfg, vocab, n_sectors)
     out = FoldOutput(fold, {}, {}, norm=norm, symbol_vocab=vocab, sizes=sizes)
     if "random_walk" in cfg.baselines:
         began = time.perf_counter()
