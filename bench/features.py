@@ -17,10 +17,11 @@ import time
 import numpy as np
 import pandas as pd
 
-from stockml.data.base import MarketData
-from stockml.features import FeatureConfig, Segments, build_feature_frame, fit_normalizer, fit_symbol_vocab
-from stockml.features.cross_section import CrossSectionDataset
-from stockml.features.windows import WindowDataset, build_window_arrays
+from stockml.features import FeatureConfig, build_feature_frame, fit_normalizer, fit_symbol_vocab
+from stockml.sources.base import MarketData
+from stockml.training.cross_section import CrossSectionDataset
+from stockml.training.splits import Segments
+from stockml.training.windows import WindowDataset, build_window_arrays
 
 
 def synthetic(n_symbols: int, n_days: int, seed: int = 0) -> MarketData:

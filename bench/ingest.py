@@ -19,10 +19,10 @@ from pathlib import Path
 import pandas as pd
 
 from stockml.columns import BAR_COLS
-from stockml.data.demo import DemoConfig, DemoSource
-from stockml.data.local import LocalSource
-from stockml.ingest import validate_batch, write_batch
-from stockml.lake import Lake
+from stockml.sources.demo import DemoConfig, DemoSource
+from stockml.sources.local import LocalSource
+from stockml.store.ingest import validate_batch, write_batch
+from stockml.store.lake import Lake
 
 
 def write_tushare_folder(root: Path, n_symbols: int, years: int) -> tuple[int, dt.date, dt.date]:

@@ -15,9 +15,9 @@ from prefect import flow
 
 from flows.ingest import ingest_chunk, settings_for
 from stockml.config import SourceName
-from stockml.data.sources import make_source, resolve_universe, source_id
-from stockml.ingest import job_id, pending_chunks, record_job_done
-from stockml.lake import Lake, lake_summary
+from stockml.sources.factory import make_source, resolve_universe, source_id
+from stockml.store.ingest import job_id, pending_chunks, record_job_done
+from stockml.store.lake import Lake, lake_summary
 
 
 @flow(name="backfill", log_prints=True)

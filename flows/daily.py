@@ -26,14 +26,14 @@ from prefect.states import Completed, Failed, State
 
 from flows.ingest import ingest, settings_for
 from stockml.config import Settings, SourceName
-from stockml.daily_report import daily_markdown
-from stockml.data.demo import DemoConfig
-from stockml.data.sources import make_source, resolve_universe
-from stockml.evaluate_run import data_info
-from stockml.lake import Lake, lake_summary
-from stockml.promotion import GateConfig
-from stockml.tracking import TrackingConfig
-from stockml.train_run import CHAMPION, best_model, current_champion, plan_models
+from stockml.evaluation.run import data_info
+from stockml.registry.lifecycle import CHAMPION, best_model, current_champion, plan_models
+from stockml.registry.promotion import GateConfig
+from stockml.registry.tracking import TrackingConfig
+from stockml.serving.daily_report import daily_markdown
+from stockml.sources.demo import DemoConfig
+from stockml.sources.factory import make_source, resolve_universe
+from stockml.store.lake import Lake, lake_summary
 from stockml.training.config import EvalConfig, TrainConfig
 from tasks import train as t
 

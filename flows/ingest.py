@@ -9,10 +9,10 @@ from pathlib import Path
 from prefect import flow
 
 from stockml.config import Settings, SourceName, load_settings
-from stockml.data.base import DataSource
-from stockml.data.sources import make_source, resolve_universe, source_id
-from stockml.ingest import Chunk, job_id, record_job_done
-from stockml.lake import Lake
+from stockml.sources.base import DataSource
+from stockml.sources.factory import make_source, resolve_universe, source_id
+from stockml.store.ingest import Chunk, job_id, record_job_done
+from stockml.store.lake import Lake
 from tasks.ingest import fetch_chunk, record_chunk, validate_chunk, write_chunk
 
 

@@ -21,12 +21,12 @@ from prefect.cache_policies import INPUTS
 
 from flows.ingest import settings_for
 from stockml.config import SourceName
-from stockml.data.sources import make_source
-from stockml.evaluate_run import data_info
-from stockml.lake import Lake, frame_hash, read_market
-from stockml.promotion import GateConfig
-from stockml.tracking import TrackingConfig, model_version_tags
-from stockml.train_run import current_champion, train_and_gate
+from stockml.evaluation.run import data_info
+from stockml.registry.lifecycle import current_champion, train_and_gate
+from stockml.registry.promotion import GateConfig
+from stockml.registry.tracking import TrackingConfig, model_version_tags
+from stockml.sources.factory import make_source
+from stockml.store.lake import Lake, frame_hash, read_market
 from stockml.training.config import EvalConfig, TrainConfig
 from tasks import train as t
 

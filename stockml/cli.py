@@ -47,9 +47,9 @@ def _common(parser: argparse.ArgumentParser, dated: bool = True) -> None:
 
 def _market(args: argparse.Namespace):  # -> tuple[Settings, MarketData]
     from stockml.config import load_settings
-    from stockml.data.sources import make_source, resolve_universe, source_id
-    from stockml.ingest import ingest_range
-    from stockml.lake import Lake, read_market
+    from stockml.sources.factory import make_source, resolve_universe, source_id
+    from stockml.store.ingest import ingest_range
+    from stockml.store.lake import Lake, read_market
 
     overrides = {"source": args.source, "data_dir": args.data_dir, "local_dir": args.local_dir}
     settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
@@ -76,7 +76,7 @@ def cmd_features(args: argparse.Namespace) -> int:
 
 
 def _lineage(settings) -> dict:  # type: ignore[no-untyped-def]
-    from stockml.lake import Lake
+    from stockml.store.lake import Lake
 
     lake = Lake(settings.data_dir)
     return {"lake_hashes": lake.table_hashes()}
@@ -102,8 +102,8 @@ def _print_table(report: dict) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from stockml.evaluate_run import data_info, evaluate, log_evaluation
-    from stockml.tracking import TrackingConfig
+    from stockml.evaluation.run import data_info, evaluate, log_evaluation
+    from stockml.registry.tracking import TrackingConfig
 
     settings, data, start = _market(args)
     eval_cfg, train_cfg = _configs(args)
@@ -122,10 +122,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from stockml.evaluate_run import data_info
-    from stockml.promotion import GateConfig
-    from stockml.tracking import TrackingConfig
-    from stockml.train_run import train_and_gate
+    from stockml.evaluation.run import data_info
+    from stockml.registry.lifecycle import train_and_gate
+    from stockml.registry.promotion import GateConfig
+    from stockml.registry.tracking import TrackingConfig
 
     settings, data, start = _market(args)
     requested, train_cfg = _configs(args)
@@ -156,8 +156,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from stockml.forecast import prediction_frame, with_target_dates
-    from stockml.tracking import TrackingConfig, load_forecaster
+    from stockml.registry.tracking import TrackingConfig, load_forecaster
+    from stockml.serving.prediction import prediction_frame, with_target_dates
 
     model = load_forecaster(TrackingConfig(tracking_uri=args.tracking_uri), args.model_uri)
     forecaster = model.unwrap_python_model().forecaster
@@ -165,7 +165,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     settings, data, _ = _market(args)
     frame = prediction_frame(data, forecaster.feature_config, forecaster.artifacts.sector_vocab)
     preds = model.predict(frame, params={"as_of": args.as_of.isoformat()})
-    from stockml.data.sources import make_source
+    from stockml.sources.factory import make_source
 
     calendar = make_source(settings).trading_days(args.as_of, args.as_of + dt.timedelta(days=60))
     preds = with_target_dates(preds, calendar)

@@ -1,7 +1,7 @@
 """Canonical column names and table keys, defined once for the whole project.
 
 Every table in the lake is a long frame. Tushare's raw names are mapped onto these in exactly one
-place (:mod:`stockml.data.normalize`).
+place (:mod:`stockml.sources.tushare_format`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ SOURCE_FILE = "source_file"
 SOURCE_ROW = "source_row"
 PROVENANCE = (SOURCE_FILE, SOURCE_ROW)
 
-PRICE_COLS = ("open", "high", "low", "close")
 BAR_COLS = (
     TS_CODE,
     TRADE_DATE,
@@ -28,7 +27,6 @@ BAR_COLS = (
     "vol",  # lots (100 shares)
     "amount",  # thousand CNY
 )
-BAR_REQUIRED = (TS_CODE, TRADE_DATE, "open", "high", "low", "close", "vol", "amount")
 
 ADJ_COLS = (TS_CODE, TRADE_DATE, "adj_factor")
 INDEX_COLS = (TS_CODE, TRADE_DATE, "open", "high", "low", "close", "pre_close", "pct_chg", "vol", "amount")
@@ -60,4 +58,8 @@ TABLE_TIME_COL: dict[str, str | None] = {
     "macro": None,
     "trade_cal": None,
 }
-TABLES = tuple(TABLE_KEYS)
+
+
+def quantile_column(q: float, prefix: str = "q") -> str:
+    """Column of quantile level ``q``: ``0.05 -> "q0.05"``; with a prefix ``price_q0.05``."""
+    return f"{prefix}{q:g}"

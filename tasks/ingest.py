@@ -9,9 +9,9 @@ from pathlib import Path
 from prefect import task
 from prefect.logging import get_run_logger
 
-from stockml import ingest
-from stockml.data.base import DataSource, FatalSourceError, MarketData
-from stockml.lake import Lake, UpsertResult
+from stockml.sources.base import DataSource, FatalSourceError, MarketData
+from stockml.store import ingest
+from stockml.store.lake import Lake, UpsertResult
 
 
 def _retry_helps(task_obj: object, task_run: object, state: object) -> bool:

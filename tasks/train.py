@@ -12,15 +12,21 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from stockml.data.base import MarketData
-from stockml.drift import drift_table, quality_summary
-from stockml.evaluate_run import EvalRun, assemble, feature_config_for, log_evaluation, walk_forward
+from stockml.evaluation.run import EvalRun, assemble, feature_config_for, log_evaluation, walk_forward
 from stockml.features import FeatureResult, build_feature_frame
-from stockml.forecast import prediction_frame, with_target_dates
-from stockml.lake import Lake, read_market
-from stockml.promotion import Decision, GateConfig
-from stockml.tracking import TrackingConfig, load_forecaster
-from stockml.train_run import Champion, Registered, promote, refit_and_register, register_challenger
+from stockml.registry.lifecycle import (
+    Champion,
+    Registered,
+    gate_challenger,
+    refit_and_register,
+    register_version,
+)
+from stockml.registry.promotion import Decision, GateConfig
+from stockml.registry.tracking import TrackingConfig, load_forecaster
+from stockml.serving.drift import drift_table, quality_summary
+from stockml.serving.prediction import prediction_frame, with_target_dates
+from stockml.sources.base import MarketData
+from stockml.store.lake import Lake, read_market
 from stockml.training.config import EvalConfig, TrainConfig
 from stockml.training.walkforward import FoldOutput, merge_fold_outputs
 
@@ -65,7 +71,7 @@ def log_to_mlflow(tracking: TrackingConfig, run: EvalRun, lineage: dict, name: s
 def register(
     tracking: TrackingConfig, registered_name: str, run: EvalRun, name: str, run_id: str
 ) -> Registered:
-    return register_challenger(tracking, registered_name, run, name, run.outputs[-1], run_id)
+    return register_version(tracking, registered_name, run, name, run.outputs[-1], run_id)
 
 
 @task(name="promotion-gate", **PLAIN)
@@ -77,7 +83,7 @@ def gate(
     run: EvalRun,
     cfg: GateConfig,
 ) -> Decision:
-    return promote(tracking, registered_name, challenger, champion, run.evaluation.report, cfg)
+    return gate_challenger(tracking, registered_name, challenger, champion, run.evaluation.report, cfg)
 
 
 @task(name="refit", **PLAIN)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stockml.data.base import MarketData
+from stockml.sources.base import MarketData
 
 ASHARE_SAMPLE = Path(__file__).resolve().parents[1].parent / "shared/data/ashare_sample"
 INDUSTRIES = ("银行", "白酒", "汽车")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from stockml.lake import Lake
+from stockml.store.lake import Lake
 
 START, END = dt.date(2023, 1, 2), dt.date(2023, 12, 29)
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 import torch
 
-from stockml.bundle import BUNDLE_FILE, STATE_FILE, Forecaster, load_bundle, save_bundle
 from stockml.features import (
     FeatureArtifacts,
     FeatureConfig,
@@ -22,6 +21,7 @@ from stockml.features import (
     transform_features,
 )
 from stockml.models import ForecastModel, ModelSizes, build_model
+from stockml.registry.bundle import BUNDLE_FILE, STATE_FILE, Forecaster, load_bundle, save_bundle
 
 FEATURES = ["logret_1", "rv_5", "vol_z", "rsi"]
 LABELS = ["label_h1", "label_h2", "label_h3"]

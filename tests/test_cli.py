@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from stockml.cli import main
-from stockml.training.evaluate import build_report  # noqa: F401  (import cost paid once)
+from stockml.evaluation.report import build_report  # noqa: F401  (import cost paid once)
 
 
 def test_features_command_on_real_sample(sample_dir: Path, tmp_path: Path) -> None:

@@ -20,8 +20,8 @@ from stockml.columns import (
     SENTIMENT_COLS,
     STOCK_BASIC_COLS,
 )
-from stockml.data.base import MarketData
-from stockml.data.demo import DemoConfig, DemoSource
+from stockml.sources.base import MarketData
+from stockml.sources.demo import DemoConfig, DemoSource
 
 START, END = dt.date(2021, 1, 4), dt.date(2024, 12, 31)
 TABLE_COLS = {

@@ -14,9 +14,9 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from pandera import errors as pa_errors
 
-from stockml.data.base import MarketData
 from stockml.features import FeatureConfig, build_feature_frame, prices_from_log_returns, validate_features
 from stockml.features.macro import safe_name, table_columns
+from stockml.sources.base import MarketData
 
 CONFIG = FeatureConfig(horizon=3)
 N_DAYS = 110

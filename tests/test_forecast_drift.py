@@ -7,9 +7,9 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from stockml.daily_report import daily_markdown
-from stockml.drift import drift_table, quality_summary
-from stockml.forecast import next_trading_days, with_target_dates
+from stockml.serving.daily_report import daily_markdown
+from stockml.serving.drift import drift_table, quality_summary
+from stockml.serving.prediction import next_trading_days, with_target_dates
 
 D = dt.date
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from stockml.data.base import MarketData
-from stockml.data.demo import DemoConfig, DemoSource
-from stockml.data.tushare_errors import TushareAuthError
-from stockml.lake import Lake
+from stockml.sources.base import MarketData
+from stockml.sources.demo import DemoConfig, DemoSource
+from stockml.sources.tushare_errors import TushareAuthError
+from stockml.store.lake import Lake
 
 DAY = (dt.date(2023, 3, 1), dt.date(2023, 3, 31))
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow.dataset as pads
 import pytest
 
-from stockml.lake import Lake, frame_hash
+from stockml.store.lake import Lake, frame_hash
 
 
 def _bars(closes: list[float], start: str = "2024-01-30", code: str = "000001.SZ") -> pd.DataFrame:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from stockml.data.local import LocalSource
-from stockml.ingest import validate_batch, write_batch
-from stockml.lake import Lake
+from stockml.sources.local import LocalSource
+from stockml.store.ingest import validate_batch, write_batch
+from stockml.store.lake import Lake
 
 TODAY = dt.date(2026, 11, 27)
 FULL = (dt.date(2020, 1, 1), dt.date(2024, 12, 31))

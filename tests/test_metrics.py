@@ -13,11 +13,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stockml.evaluation import metrics as m
-from stockml.evaluation.report import (
+from stockml.evaluation.aggregate import (
     information_coefficients,
     metrics_by_horizon,
     metrics_for,
-    model_report,
     quantile_columns,
     skill,
 )
@@ -305,14 +304,12 @@ def test_metrics_for_empty_frame_is_nan_without_warnings() -> None:
     assert all(math.isnan(v) for k, v in out.items() if k != "n")
 
 
-def test_metrics_by_horizon_and_report() -> None:
+def test_metrics_by_horizon() -> None:
     preds = frame([0.01, -0.02, 0.03], [0.01, 0.01, 0.01], horizon=[2, 1, 2])
     by_h = metrics_by_horizon(preds)
     assert list(by_h) == [1, 2]
     assert (by_h[1]["n"], by_h[2]["n"]) == (1, 2)
     assert by_h[1]["direction_accuracy"] == 0.0 and by_h[2]["direction_accuracy"] == 1.0
-    report = model_report(preds)
-    assert report["n"] == 1 and report["by_horizon"] == by_h
 
 
 def test_quantile_columns_parse_levels() -> None:
@@ -331,7 +328,7 @@ def test_skill_against_random_walk() -> None:
 
 
 def test_newey_west_t_by_hand() -> None:
-    from stockml.evaluation.report import newey_west_t
+    from stockml.evaluation.aggregate import newey_west_t
 
     # x = 1, 3, 2, 4: mean 2.5, gamma0 = 5/4, gamma1 = -1.75/4, Bartlett weight 1/2 * 2 = 1
     assert newey_west_t(np.array([1.0, 3.0, 2.0, 4.0]), 0) == pytest.approx(2.5 / np.sqrt(1.25 / 4))
@@ -340,7 +337,7 @@ def test_newey_west_t_by_hand() -> None:
 
 
 def test_crps_rows_and_skill_t() -> None:
-    from stockml.evaluation.report import crps_rows, crps_skill_t
+    from stockml.evaluation.aggregate import crps_rows, crps_skill_t
 
     dates = pd.to_datetime(["2024-01-02", "2024-01-03", "2024-01-04"])
     model = pd.DataFrame({"ts_code": "A", "date": dates, "horizon": 1, "y_true": 0.0})

@@ -9,17 +9,17 @@ from mlflow import MlflowClient
 from test_bundle import feature_frame, saved_bundle
 from test_tracking import cfg  # noqa: F401  (fixture: a fresh store under tmp_path)
 
-from stockml.promotion import GateConfig, Scores, decide
-from stockml.tracking import TrackingConfig, get_alias_version, register_bundle
-from stockml.train_run import (
+from stockml.registry.lifecycle import (
     MODEL_TAG,
     Champion,
     Registered,
     best_model,
     current_champion,
+    gate_challenger,
     plan_models,
-    promote,
 )
+from stockml.registry.promotion import GateConfig, Scores, decide
+from stockml.registry.tracking import TrackingConfig, get_alias_version, register_bundle
 from stockml.training.config import EvalConfig
 
 GATE = GateConfig(margin=0.02, coverage_band=(0.85, 0.95))
@@ -81,7 +81,7 @@ def test_promotion_both_ways_on_a_real_registry(cfg: TrackingConfig, tmp_path: P
     # 1. The first champion: better than the random walk, coverage in the band -> promoted.
     v1 = _register(cfg, tmp_path, "lstm", "v1")
     report = _report(lstm=(0.90, 0.91), random_walk=(1.0, 0.90))
-    decision = promote(cfg, "demo", Registered("lstm", v1, Scores(0.90, 0.91)), None, report, GATE)
+    decision = gate_challenger(cfg, "demo", Registered("lstm", v1, Scores(0.90, 0.91)), None, report, GATE)
     assert decision.promote
     assert get_alias_version(cfg, "demo", "champion") == v1
     assert client.get_model_version("demo", str(v1)).tags["stockml.promotion"] == "promoted"
@@ -91,7 +91,9 @@ def test_promotion_both_ways_on_a_real_registry(cfg: TrackingConfig, tmp_path: P
     # 2. A challenger 1% better than the champion on the same window: the gate wants 2% -> rejected.
     v2 = _register(cfg, tmp_path, "tcn", "v2")
     report = _report(lstm=(0.90, 0.91), tcn=(0.891, 0.90), random_walk=(1.0, 0.90))
-    decision = promote(cfg, "demo", Registered("tcn", v2, Scores(0.891, 0.90)), champion, report, GATE)
+    decision = gate_challenger(
+        cfg, "demo", Registered("tcn", v2, Scores(0.891, 0.90)), champion, report, GATE
+    )
     assert not decision.promote
     assert get_alias_version(cfg, "demo", "champion") == v1  # nothing else changed
     assert get_alias_version(cfg, "demo", "challenger") == v2
@@ -106,5 +108,7 @@ def test_promotion_both_ways_on_a_real_registry(cfg: TrackingConfig, tmp_path: P
     # 3. A challenger 5% better with coverage in the band -> the champion moves.
     v3 = _register(cfg, tmp_path, "tcn", "v3")
     report = _report(lstm=(0.90, 0.91), tcn=(0.855, 0.88), random_walk=(1.0, 0.90))
-    assert promote(cfg, "demo", Registered("tcn", v3, Scores(0.855, 0.88)), champion, report, GATE).promote
+    assert gate_challenger(
+        cfg, "demo", Registered("tcn", v3, Scores(0.855, 0.88)), champion, report, GATE
+    ).promote
     assert get_alias_version(cfg, "demo", "champion") == v3

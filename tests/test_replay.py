@@ -17,9 +17,9 @@ def test_replay_forecasts_each_day_and_a_rerun_trains_nothing(
 
     from flows.replay import replay
     from stockml.config import load_settings
-    from stockml.data.sources import make_source
-    from stockml.ingest import ingest_range
-    from stockml.lake import Lake
+    from stockml.sources.factory import make_source
+    from stockml.store.ingest import ingest_range
+    from stockml.store.lake import Lake
 
     monkeypatch.setenv("STOCKML_DEMO__START", "2021-06-01")
     monkeypatch.setenv("STOCKML_DEMO__SIGNAL_STRENGTH", "1.0")

@@ -8,8 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stockml.features import DateRange, Segments, walk_forward_folds
-from stockml.features.splits import check_gap
+from stockml.training.splits import DateRange, Segments, check_gap, walk_forward_folds
 
 
 def trading_days(n: int, seed: int) -> pd.DatetimeIndex:

@@ -16,8 +16,8 @@ import pytest
 from mlflow import MlflowClient
 from test_bundle import QCOLS, feature_frame, saved_bundle
 
-from stockml.bundle import load_bundle
-from stockml.tracking import (
+from stockml.registry.bundle import load_bundle
+from stockml.registry.tracking import (
     MAX_PARAM_LENGTH,
     TrackingConfig,
     clean_metrics,
@@ -48,7 +48,7 @@ def cfg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TrackingCon
 
 
 def test_import_has_no_side_effects(tmp_path: Path) -> None:
-    code = "import sys, stockml.tracking; print('mlflow' in sys.modules)"
+    code = "import sys, stockml.registry.tracking; print('mlflow' in sys.modules)"
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
     )

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from stockml.features.windows import WindowArrays, WindowDataset
 from stockml.losses import build_loss
 from stockml.models import ModelSizes, build_model
 from stockml.training.config import TrainConfig
 from stockml.training.trainer import mean_loss, predict, train_model
+from stockml.training.windows import WindowArrays, WindowDataset
 
 T, F, H = 8, 3, 2
 

@@ -14,8 +14,8 @@ from fakes import FakeClock, FakeHttp, FakeResponse, FakeTushareClient, sample_d
 from pydantic import ValidationError
 
 from stockml import columns as C
-from stockml.data.ratelimit import RateLimiter
-from stockml.data.tushare_errors import (
+from stockml.sources.ratelimit import RateLimiter
+from stockml.sources.tushare_errors import (
     Failure,
     TushareAuthError,
     TushareError,
@@ -23,7 +23,7 @@ from stockml.data.tushare_errors import (
     TushareTransientError,
     classify,
 )
-from stockml.data.tushare_source import TushareConfig, TushareSource
+from stockml.sources.tushare_source import TushareConfig, TushareSource
 
 JAN_2024 = (dt.date(2024, 1, 1), dt.date(2024, 1, 10))  # 1 Jan closed; 7 open days
 OPEN_JAN_2024 = ["20240102", "20240103", "20240104", "20240105", "20240108", "20240109", "20240110"]

@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from stockml.data.local import LocalSource
-from stockml.ingest import validate_batch, write_batch
-from stockml.lake import Lake
-from stockml.validation import DataValidationError
+from stockml.sources.local import LocalSource
+from stockml.store.ingest import validate_batch, write_batch
+from stockml.store.lake import Lake
+from stockml.store.validation import DataValidationError
 
 TODAY = dt.date(2026, 11, 27)
 GOOD = (

@@ -9,10 +9,11 @@ import torch
 from feature_helpers import synthetic_market
 from torch.utils.data import DataLoader
 
-from stockml.features import FeatureConfig, Segments, build_feature_frame, fit_normalizer, fit_symbol_vocab
-from stockml.features.cross_section import CrossSectionDataset
-from stockml.features.normalize import transform_features
-from stockml.features.windows import WindowArrays, WindowDataset, build_window_arrays, sample_rows, to_device
+from stockml.features import FeatureConfig, build_feature_frame, fit_normalizer, fit_symbol_vocab
+from stockml.features.normalizer import transform_features
+from stockml.training.cross_section import CrossSectionDataset
+from stockml.training.splits import Segments
+from stockml.training.windows import WindowArrays, WindowDataset, build_window_arrays, sample_rows, to_device
 
 T = 15
 H = 3

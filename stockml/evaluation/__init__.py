@@ -1,5 +1,12 @@
 """Evaluation: forecast metrics as pure functions, and per-horizon reports of a long prediction frame."""
 
+from stockml.evaluation.aggregate import (
+    InformationCoefficients,
+    information_coefficients,
+    metrics_by_horizon,
+    metrics_for,
+    skill,
+)
 from stockml.evaluation.metrics import (
     coverage,
     crps_from_quantiles,
@@ -11,14 +18,6 @@ from stockml.evaluation.metrics import (
     pinball,
     quantile_at,
     rmse,
-)
-from stockml.evaluation.report import (
-    InformationCoefficients,
-    information_coefficients,
-    metrics_by_horizon,
-    metrics_for,
-    model_report,
-    skill,
 )
 
 __all__ = [
@@ -33,7 +32,6 @@ __all__ = [
     "mape",
     "metrics_by_horizon",
     "metrics_for",
-    "model_report",
     "pinball",
     "quantile_at",
     "rmse",

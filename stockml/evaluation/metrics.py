@@ -6,7 +6,7 @@ Conventions
   quantiles, ``(N, K)``, for ``levels`` (K floats, strictly increasing in (0, 1), containing levels on
   both sides of 0.5). The point forecast is the median.
 * Inputs are taken as clean: NaN propagates. Cleaning (dropping unrealised or missing rows) is the
-  caller's job (:func:`stockml.evaluation.report.metrics_for` does it). An empty input gives NaN, never
+  caller's job (:func:`stockml.evaluation.aggregate.metrics_for` does it). An empty input gives NaN, never
   a warning.
 * Quantiles between two given levels are linear interpolations in the level. Beyond the outermost
   level the tail is a *normal* tail anchored at the median and that outermost quantile (see

@@ -1,13 +1,13 @@
-"""Point-in-time features, labels, normalisation, vocabularies, splits and windows.
+"""Point-in-time features, labels, per-symbol normalisation and vocabularies (no torch here).
 
-The torch parts live in :mod:`stockml.features.windows` and :mod:`stockml.features.cross_section`;
-import them from there (this package does not import torch).
+Time splits and the torch windows over a feature frame live in :mod:`stockml.training`.
 """
 
 from stockml.features.artifacts import FeatureArtifacts
 from stockml.features.config import FeatureConfig
+from stockml.features.frame_schema import feature_groups, split_columns, validate_features
 from stockml.features.labels import prices_from_log_returns
-from stockml.features.normalize import (
+from stockml.features.normalizer import (
     FeatureMismatchError,
     NormParams,
     fit_normalizer,
@@ -16,19 +16,14 @@ from stockml.features.normalize import (
     transform_target,
 )
 from stockml.features.pipeline import FeatureResult, build_feature_frame
-from stockml.features.schema import feature_groups, split_columns, validate_features
-from stockml.features.splits import DateRange, Fold, Segments, walk_forward_folds
 from stockml.features.vocab import Vocab, fit_sector_vocab, fit_symbol_vocab
 
 __all__ = [
-    "DateRange",
     "FeatureArtifacts",
     "FeatureConfig",
     "FeatureMismatchError",
     "FeatureResult",
-    "Fold",
     "NormParams",
-    "Segments",
     "Vocab",
     "build_feature_frame",
     "feature_groups",
@@ -41,5 +36,4 @@ __all__ = [
     "transform_features",
     "transform_target",
     "validate_features",
-    "walk_forward_folds",
 ]

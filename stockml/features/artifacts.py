@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from stockml.features.normalize import NormParams
+from stockml.features.normalizer import NormParams
 from stockml.features.vocab import Vocab
 
 NORM_FILE = "norm_params.json"

@@ -129,14 +129,6 @@ def _ratio(num: Panel, den: Panel) -> Panel:
     return (num / den).mask(den.notna() & num.notna() & (den.abs() <= 1e-12), 0.0)
 
 
-def indicator_columns() -> list[str]:
-    return [
-        "macd_dif", "macd_dea", "macd_hist", "kdj_k", "kdj_d", "kdj_j", "boll_up", "boll_mid", "boll_low",
-        "cci", "dmi_pdi", "dmi_mdi", "dmi_adx", "dmi_adxr", "donchian_up", "donchian_mid", "donchian_down",
-        "trix", "trix_ma", "atr", "rsi",
-    ]  # fmt: skip
-
-
 def indicator_features(
     prices: pd.DataFrame, config: FeatureConfig, idx: PanelIndex | None = None
 ) -> pd.DataFrame:

@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 
 from stockml.columns import PROVENANCE, TRADE_DATE, TS_CODE
-from stockml.data.base import MarketData
 from stockml.features.config import FeatureConfig
 from stockml.features.exogenous import (
     SECTOR_ID,
@@ -21,13 +20,14 @@ from stockml.features.exogenous import (
     sector_features,
     sentiment_features,
 )
+from stockml.features.frame_schema import validate_features
 from stockml.features.indicators import indicator_features
 from stockml.features.labels import forward_log_returns, label_columns
 from stockml.features.macro import macro_features, macro_summary
 from stockml.features.panel import panel_index
 from stockml.features.returns import adjust_prices, return_features
-from stockml.features.schema import validate_features
 from stockml.features.vocab import Vocab, fit_sector_vocab
+from stockml.sources.base import MarketData
 
 
 @dataclass(frozen=True)

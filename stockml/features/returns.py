@@ -16,7 +16,6 @@ from stockml.features.panel import PanelIndex, panel_index, sort_long
 
 RET_1D = "_ret_1d"  # one-day log return of the adjusted close (intermediate)
 LOG_LEVEL = "_log_adj_close"  # cumulative log return since the symbol's first row (intermediate)
-ADJ_PRICES = ("adj_open", "adj_high", "adj_low", "adj_close")
 
 
 def adjust_prices(bars: pd.DataFrame, adj_factor: pd.DataFrame | None = None) -> pd.DataFrame:

@@ -19,12 +19,9 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from stockml.models.base import median_index
+
 Reduction = Literal["mean", "sum", "none"]
-
-
-def median_index(quantiles: tuple[float, ...]) -> int:
-    """Index of the quantile closest to 0.5 (the point forecast)."""
-    return min(range(len(quantiles)), key=lambda i: abs(quantiles[i] - 0.5))
 
 
 def valid_mask(target: Tensor, mask: Tensor | None) -> Tensor:

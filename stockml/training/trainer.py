@@ -18,10 +18,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from stockml.features.windows import Batch, WindowDataset, to_device
 from stockml.losses import build_loss
 from stockml.models import ForecastModel
 from stockml.training.config import TrainConfig
+from stockml.training.windows import Batch, WindowDataset, to_device
 
 log = logging.getLogger(__name__)
 

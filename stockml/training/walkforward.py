@@ -7,22 +7,22 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from stockml.features import fit_normalizer, fit_symbol_vocab, inverse_target, walk_forward_folds
-from stockml.features.normalize import NormParams
-from stockml.features.splits import DateRange, Fold
+from stockml.columns import quantile_column
+from stockml.features import fit_normalizer, fit_symbol_vocab, inverse_target
+from stockml.features.normalizer import NormParams
 from stockml.features.vocab import Vocab
-from stockml.features.windows import WindowArrays, WindowDataset, build_window_arrays
 from stockml.models import ModelSizes, build_model
 from stockml.models.base import ForecastModel
 from stockml.training.baselines import LinearQuantileModel, random_walk_quantiles
 from stockml.training.config import EvalConfig, TrainConfig
+from stockml.training.splits import DateRange, Fold, walk_forward_folds
 from stockml.training.trainer import predict, train_model
+from stockml.training.windows import WindowArrays, WindowDataset, build_window_arrays
 
 log = logging.getLogger(__name__)
 
@@ -87,10 +87,6 @@ def merge_fold_outputs(parts: list[list[FoldOutput]]) -> list[FoldOutput]:
     return merged
 
 
-def q_column(level: float) -> str:
-    return f"q{level:g}"
-
-
 def long_predictions(ds: WindowDataset, quantiles_raw: np.ndarray, levels: tuple[float, ...]) -> pd.DataFrame:
     """(N, H, Q) raw quantiles of a dataset's samples -> one row per (ts_code, date, horizon)."""
     a, rows = ds.arrays, ds.rows
@@ -103,7 +99,9 @@ def long_predictions(ds: WindowDataset, quantiles_raw: np.ndarray, levels: tuple
         }
     )
     for j, level in enumerate(levels):
-        frame[q_column(level)] = quantiles_raw[:, :, j].reshape(-1).astype(np.float64)  # (N, H) -> (N*H,)
+        frame[quantile_column(level)] = (
+            quantiles_raw[:, :, j].reshape(-1).astype(np.float64)
+        )  # (N, H) -> (N*H,)
     return frame
 
 
@@ -203,9 +201,8 @@ def run_walk_forward(
     cfg: EvalConfig,
     train_cfg: TrainConfig,
     n_sectors: int,
-    on_fold: Callable[[FoldOutput], None] | None = None,
 ) -> list[FoldOutput]:
-    """Every fold in time order. ``on_fold`` sees each fold as soon as it is done (for logging)."""
+    """Every fold in time order."""
     dates = pd.DatetimeIndex(sorted(frame["trade_date"].unique()))
     folds = walk_forward_folds(
         dates,
@@ -216,13 +213,7 @@ def run_walk_forward(
         min_train_days=cfg.min_train_days,
         valid_days=cfg.valid_days,
     )
-    outputs = []
-    for fold in folds:
-        output = run_fold(frame, features, labels, fold, cfg, train_cfg, n_sectors)
-        if on_fold is not None:
-            on_fold(output)
-        outputs.append(output)
-    return outputs
+    return [run_fold(frame, features, labels, fold, cfg, train_cfg, n_sectors) for fold in folds]
 
 
 def with_truth(

@@ -27,7 +27,7 @@ from stockml.columns import (
 )
 
 if TYPE_CHECKING:
-    from stockml.data.demo import DemoConfig
+    from stockml.sources.demo import DemoConfig
 
 SECTOR_NAMES = ("Bank", "Tech", "Consumer", "Energy", "Health", "Industrial", "Materials", "Utilities")
 

@@ -16,8 +16,8 @@ import pandas as pd
 import pandera.pandas as pa
 
 from stockml.columns import SOURCE_FILE, SOURCE_ROW
-from stockml.data.base import MarketData, ReadError
-from stockml.schemas import DATE, NUMERIC, OHLC_RULES, REQUIRED, TABLE_TYPES, table_schema
+from stockml.sources.base import MarketData, ReadError
+from stockml.store.schemas import DATE, NUMERIC, OHLC_RULES, REQUIRED, TABLE_TYPES, table_schema
 
 REPORT_COLUMNS = ["table", "source_file", "row", "column", "check", "value"]
 

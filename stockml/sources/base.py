@@ -18,7 +18,7 @@ class MarketData:
     """The tables one fetch returns, in canonical column names (see :mod:`stockml.columns`).
 
     Frames straight from a source still carry the provenance columns ``source_file`` and
-    ``source_row`` and may hold unparsed strings; :func:`stockml.validation.validate_market_data`
+    ``source_row`` and may hold unparsed strings; :func:`stockml.store.validation.validate_market_data`
     parses and checks them and drops provenance. ``None`` means the source has no such table.
     """
 

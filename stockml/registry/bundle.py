@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from stockml.columns import TRADE_DATE, TS_CODE
+from stockml.columns import TRADE_DATE, TS_CODE, quantile_column
 from stockml.features import (
     FeatureArtifacts,
     FeatureConfig,
@@ -35,10 +35,10 @@ from stockml.features import (
     prices_from_log_returns,
 )
 from stockml.features.exogenous import SECTOR_ID
+from stockml.features.frame_schema import split_columns
 from stockml.features.panel import sort_long
-from stockml.features.schema import split_columns
-from stockml.features.windows import WindowArrays, WindowDataset, build_window_arrays, sample_rows
 from stockml.models import MODELS, ForecastModel, ModelConfig, ModelSizes, build_config, build_model
+from stockml.training.windows import WindowArrays, WindowDataset, build_window_arrays, sample_rows
 
 BUNDLE_FILE = "bundle.json"
 STATE_FILE = "state_dict.pt"
@@ -150,11 +150,6 @@ def load_bundle(folder: Path | str) -> Forecaster:
     state = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True)
     model.load_state_dict(state)
     return Forecaster(model, meta, FeatureArtifacts.load(folder))
-
-
-def quantile_column(q: float, prefix: str = "q") -> str:
-    """``0.05 -> "q0.05"``, ``0.5 -> "q0.5"``."""
-    return f"{prefix}{q:g}"
 
 
 class Forecaster:

@@ -1,13 +1,13 @@
-"""The tushare pro API as a :class:`~stockml.data.base.DataSource`.
+"""The tushare pro API as a :class:`~stockml.sources.base.DataSource`.
 
 Bars and adjustment factors are fetched by trade date: one call returns the whole market for a day, so a
 daily update is one call and a backfill is one call per open day of the trade calendar. Every call goes
 through a client-side rate limiter and is retried with exponential backoff on transient failures; auth
-and quota failures stop at once (see :mod:`stockml.data.tushare_errors`). ``TUSHARE_TOKEN`` is read here
+and quota failures stop at once (see :mod:`stockml.sources.tushare_errors`). ``TUSHARE_TOKEN`` is read here
 and nowhere else, on first use.
 
 Frames keep tushare's values as given (``trade_date`` as ``YYYYMMDD`` strings) and are normalised by
-:mod:`stockml.data.normalize`, like every source's. Provenance: ``source_file`` is
+:mod:`stockml.sources.tushare_format`, like every source's. Provenance: ``source_file`` is
 ``tushare:<endpoint>:<params>`` (e.g. ``tushare:daily:20240102``), ``source_row`` the row in that call.
 """
 
@@ -23,10 +23,9 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from stockml import columns as C
-from stockml.data.base import MarketData, ReadError
-from stockml.data.normalize import melt_macro, normalize_frame
-from stockml.data.ratelimit import RateLimiter
-from stockml.data.tushare_errors import (
+from stockml.sources.base import MarketData, ReadError
+from stockml.sources.ratelimit import RateLimiter
+from stockml.sources.tushare_errors import (
     Failure,
     TushareAuthError,
     TushareError,
@@ -34,7 +33,8 @@ from stockml.data.tushare_errors import (
     classify,
     fatal_error,
 )
-from stockml.schemas import REQUIRED
+from stockml.sources.tushare_format import melt_macro, to_canonical
+from stockml.store.schemas import REQUIRED
 
 MacroEndpoint = Literal["cn_cpi", "cn_ppi", "cn_pmi", "cn_m", "shibor"]
 MONTHLY_MACRO: tuple[MacroEndpoint, ...] = ("cn_cpi", "cn_ppi", "cn_pmi", "cn_m")  # month = YYYYMM
@@ -160,7 +160,7 @@ class TushareSource:
                 if expect_rows:
                     errors.append(ReadError(table, source, "empty response"))
                 continue
-            frame = normalize_frame(table, raw, source)
+            frame = to_canonical(table, raw, source)
             missing = [c for c in REQUIRED[table] if c not in frame.columns]
             errors.extend(ReadError(table, source, "column_in_dataframe", column=c) for c in missing)
             if not missing:
@@ -177,7 +177,7 @@ class TushareSource:
             for col in C.CALENDAR_COLS:
                 if col not in raw.columns:
                     raise TushareError(f"tushare trade_cal({params}) returned no {col!r} column")
-            self._calendars[key] = normalize_frame("trade_cal", raw, _source_file("trade_cal", params))
+            self._calendars[key] = to_canonical("trade_cal", raw, _source_file("trade_cal", params))
         return self._calendars[key]
 
     def _macro(self, start: dt.date, end: dt.date, errors: list[ReadError]) -> pd.DataFrame:

@@ -18,12 +18,12 @@ from typing import cast
 import numpy as np
 import pandas as pd
 
-from stockml.data.base import MarketData
+from stockml.evaluation.plots import calibration_plot, fan_chart
+from stockml.evaluation.report import Evaluation, build_report
 from stockml.features import FeatureArtifacts, FeatureConfig, FeatureResult, build_feature_frame
-from stockml.plots import calibration_plot, fan_chart
-from stockml.tracking import TrackingConfig, log_run
+from stockml.registry.tracking import TrackingConfig, log_run
+from stockml.sources.base import MarketData
 from stockml.training.config import EvalConfig, TrainConfig
-from stockml.training.evaluate import Evaluation, build_report
 from stockml.training.walkforward import FoldOutput, run_walk_forward
 
 FAN_SYMBOLS = 3

@@ -26,7 +26,7 @@ from urllib.parse import urlparse
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from stockml.bundle import BUNDLE_FILE, BundleMeta, load_bundle
+from stockml.registry.bundle import BUNDLE_FILE, BundleMeta, load_bundle
 
 if TYPE_CHECKING:
     from mlflow.pyfunc import PyFuncModel
@@ -314,7 +314,7 @@ def load_forecaster(cfg: TrackingConfig, model_uri: str) -> PyFuncModel:
     """The pyfunc model at ``model_uri`` (e.g. ``models:/NAME@champion``).
 
     ``.predict(frame, params={"as_of": "2024-05-31"})`` gives :meth:`Forecaster.predict`'s frame;
-    ``.unwrap_python_model().forecaster`` is the :class:`~stockml.bundle.Forecaster` itself.
+    ``.unwrap_python_model().forecaster`` is the :class:`~stockml.registry.bundle.Forecaster` itself.
     """
     import mlflow
 
@@ -337,8 +337,8 @@ def _nothing() -> Iterator[None]:
 def _pyfunc_class() -> type:
     """``StockmlForecaster``, built on first use so that importing this module does not import mlflow.
 
-    It is reachable as ``stockml.tracking.StockmlForecaster`` (module ``__getattr__``), so pickles of it
-    refer to this module instead of copying the class.
+    It is reachable as ``stockml.registry.tracking.StockmlForecaster`` (module ``__getattr__``), so pickles
+    of it refer to this module instead of copying the class.
     """
     from mlflow.pyfunc import PythonModel
 

@@ -3,10 +3,10 @@
 1. :func:`plan_models`: the requested models plus the champion's procedure (so it is scored on the
    same window), read from the registry.
 2. Walk-forward evaluation (:mod:`stockml.training.walkforward`), then :func:`build_report`.
-3. :func:`log_evaluation` (in :mod:`stockml.evaluate_run`): one MLflow run with everything.
-4. :func:`register_challenger`: the best requested model, as trained on the last fold (its metrics are
+3. :func:`log_evaluation` (in :mod:`stockml.evaluation.run`): one MLflow run with everything.
+4. :func:`register_version`: the best requested model, as trained on the last fold (its metrics are
    out-of-sample), becomes a new registry version with alias ``challenger``.
-5. :func:`promote`: the gate (:mod:`stockml.promotion`); ``champion`` moves only on a pass.
+5. :func:`gate_challenger`: the gate (:mod:`stockml.registry.promotion`); ``champion`` moves only on a pass.
 6. :func:`refit_full`: optionally, the promoted procedure refitted on every labelled day
    (``full_train``), registered as the next version and made champion in its place.
 """
@@ -20,15 +20,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from stockml.bundle import save_bundle
-from stockml.data.base import MarketData
-from stockml.evaluate_run import EvalRun, evaluate, log_evaluation
+from stockml.evaluation.run import EvalRun, evaluate, log_evaluation
 from stockml.features import FeatureArtifacts
-from stockml.features.splits import DateRange, Fold
-from stockml.features.windows import WindowDataset
 from stockml.models import build_model
-from stockml.promotion import Decision, GateConfig, Scores, decide
-from stockml.tracking import (
+from stockml.registry.bundle import save_bundle
+from stockml.registry.promotion import Decision, GateConfig, Scores, decide
+from stockml.registry.tracking import (
     TrackingConfig,
     get_alias_version,
     model_version_tags,
@@ -36,9 +33,12 @@ from stockml.tracking import (
     set_alias,
     set_version_tags,
 )
+from stockml.sources.base import MarketData
 from stockml.training.config import EvalConfig, TrainConfig
+from stockml.training.splits import DateRange, Fold
 from stockml.training.trainer import train_model
 from stockml.training.walkforward import FoldOutput, fit_on_window
+from stockml.training.windows import WindowDataset
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -90,7 +90,7 @@ def best_model(report: dict, candidates: tuple[str, ...]) -> str:
     return min(scored)[2]
 
 
-def scores(report: dict, name: str) -> Scores:
+def scores_of(report: dict, name: str) -> Scores:
     return Scores.from_metrics(report["results"][name]["metrics"])
 
 
@@ -107,7 +107,7 @@ def _version_tags(name: str, eval_cfg: EvalConfig, report: dict, run_id: str | N
     }
 
 
-def register_challenger(
+def register_version(
     tracking: TrackingConfig,
     registered_name: str,
     run: EvalRun,
@@ -142,7 +142,7 @@ def register_challenger(
             alias=alias,
             tags=_version_tags(name, run.eval_cfg, report, run_id) | (extra_tags or {}),
         )
-    return Registered(name, version, scores(report, name))
+    return Registered(name, version, scores_of(report, name))
 
 
 def refit_and_register(
@@ -168,11 +168,11 @@ def refit_and_register(
         epochs,
     )
     tags = {"stockml.refit_of": str(promoted.version), **decision.tags()}
-    final = register_challenger(tracking, registered_name, run, name, refit, run_id, CHAMPION, tags)
+    final = register_version(tracking, registered_name, run, name, refit, run_id, CHAMPION, tags)
     return final, epochs
 
 
-def promote(
+def gate_challenger(
     tracking: TrackingConfig,
     registered_name: str,
     challenger: Registered,
@@ -181,9 +181,9 @@ def promote(
     gate: GateConfig,
 ) -> Decision:
     """Run the gate on this report's window; tag the challenger version; move ``champion`` on a pass."""
-    champ_scores = scores(report, champion.model_name) if champion is not None else None
+    champ_scores = scores_of(report, champion.model_name) if champion is not None else None
     same = champion is not None and champion.model_name == challenger.name
-    decision = decide(challenger.scores, scores(report, "random_walk"), gate, champ_scores, same)
+    decision = decide(challenger.scores, scores_of(report, "random_walk"), gate, champ_scores, same)
     tags = decision.tags()
     if champion is not None:
         tags["stockml.compared_with_version"] = str(champion.version)
@@ -262,8 +262,8 @@ def train_and_gate(
     report = run.evaluation.report
     run_id = log_evaluation(tracking, run, lineage, run_name, {"kind": "train", **(tags or {})})
     name = best_model(report, requested.models)
-    registered = register_challenger(tracking, registered_name, run, name, run.outputs[-1], run_id)
-    decision = promote(tracking, registered_name, registered, champion, report, gate_cfg)
+    registered = register_version(tracking, registered_name, run, name, run.outputs[-1], run_id)
+    decision = gate_challenger(tracking, registered_name, registered, champion, report, gate_cfg)
     final, epochs = None, None
     if refit and decision.promote:
         final, epochs = refit_and_register(tracking, registered_name, run, registered, decision, run_id)

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from stockml.features.splits import DateRange
-from stockml.features.windows import Batch, WindowArrays, sample_rows
+from stockml.training.splits import DateRange
+from stockml.training.windows import Batch, WindowArrays, sample_rows
 
 
 class CrossSectionDataset:

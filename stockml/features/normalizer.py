@@ -185,13 +185,6 @@ def transform_features(
     return out
 
 
-def normalize_frame(frame: pd.DataFrame, params: NormParams) -> pd.DataFrame:
-    """A copy of ``frame`` whose feature columns are normalised (labels untouched)."""
-    return frame.assign(
-        **dict(zip(params.features, transform_features(frame, params).T.astype(np.float64), strict=True))
-    )
-
-
 def _scale_like(y: Any, params: NormParams, quantiles: bool) -> Any:
     scale = np.asarray(
         params.target_scale if params.target_scale is not None else [1.0] * len(params.label_columns)

@@ -14,7 +14,7 @@ from enum import Enum
 
 import requests
 
-from stockml.data.base import FatalSourceError
+from stockml.sources.base import FatalSourceError
 
 
 class TushareError(RuntimeError):

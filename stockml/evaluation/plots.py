@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stockml.evaluation.report import quantile_columns
+from stockml.evaluation.aggregate import quantile_columns
 
 
 def _pyplot():  # type: ignore[no-untyped-def]

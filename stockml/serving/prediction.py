@@ -8,9 +8,9 @@ from collections.abc import Sequence
 import pandas as pd
 
 from stockml.columns import TRADE_DATE, TS_CODE
-from stockml.data.base import MarketData
 from stockml.features import FeatureConfig, build_feature_frame
 from stockml.features.vocab import Vocab
+from stockml.sources.base import MarketData
 
 TARGET_DATE = "target_date"
 

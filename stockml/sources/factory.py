@@ -7,22 +7,22 @@ import json
 from collections.abc import Sequence
 
 from stockml.config import Settings
-from stockml.data.base import DataSource
+from stockml.sources.base import DataSource
 
 
 def make_source(settings: Settings) -> DataSource:
     """The source named by ``settings.source``, configured from its settings section."""
     if settings.source == "demo":
-        from stockml.data.demo import DemoConfig, DemoSource
+        from stockml.sources.demo import DemoConfig, DemoSource
 
         return DemoSource(DemoConfig.model_validate(settings.demo))
     if settings.source == "local":
-        from stockml.data.local import LocalSource
+        from stockml.sources.local import LocalSource
 
         if settings.local_dir is None:
             raise ValueError("source 'local' needs local_dir (STOCKML_LOCAL_DIR or --data-source-dir)")
         return LocalSource(settings.local_dir)
-    from stockml.data.tushare_source import TushareConfig, TushareSource
+    from stockml.sources.tushare_source import TushareConfig, TushareSource
 
     return TushareSource(TushareConfig.model_validate(settings.tushare))
 

@@ -26,7 +26,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from stockml.columns import TABLE_KEYS, TABLE_TIME_COL, TS_CODE
-from stockml.data.base import MarketData
+from stockml.sources.base import MarketData
 
 PREDICTIONS = "predictions"
 MANIFEST = "manifest.jsonl"

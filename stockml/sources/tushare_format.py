@@ -17,7 +17,7 @@ _ALIASES = {"con_code": "ts_code", "code": "ts_code", "date": "trade_date", "sen
 MACRO_TIME_COLUMNS = {"month": "M", "date": "D", "workTime": "D", "trade_date": "D", "cal_date": "D"}
 
 
-def normalize_frame(table: str, raw: pd.DataFrame, source_file: str | None = None) -> pd.DataFrame:
+def to_canonical(table: str, raw: pd.DataFrame, source_file: str | None = None) -> pd.DataFrame:
     """Rename tushare columns to canonical ones; with ``source_file``, attach provenance too.
 
     Provenance is the file (or API call) and the 0-based row within it; readers that attach it

@@ -1,6 +1,6 @@
 """Pandera schemas of the lake tables, defined once.
 
-Schemas see frames whose values were already parsed by :func:`stockml.validation.parse_table`
+Schemas see frames whose values were already parsed by :func:`stockml.store.validation.parse_table`
 (unparseable cells are reported there), so every check here is about values, not formats.
 Schemas are built by functions because "not in the future" depends on the run's date.
 """

@@ -23,11 +23,11 @@ from torch.utils.data import Dataset
 
 from stockml.columns import TRADE_DATE, TS_CODE
 from stockml.features.exogenous import SECTOR_ID
-from stockml.features.normalize import NormParams, transform_features, transform_target
+from stockml.features.frame_schema import split_columns
+from stockml.features.normalizer import NormParams, transform_features, transform_target
 from stockml.features.panel import panel_index, sort_long
-from stockml.features.schema import split_columns
-from stockml.features.splits import DateRange
 from stockml.features.vocab import Vocab
+from stockml.training.splits import DateRange
 
 Batch = dict[str, Any]
 

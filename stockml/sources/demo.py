@@ -5,7 +5,7 @@ with 2 decimals, ``vol`` in lots, ``amount`` in thousand CNY, ``pct_chg`` in per
 is simulated once per :class:`DemoSource` (lazily, on first use) over ``[config.start, config.end]``;
 :meth:`DemoSource.fetch` only slices it, so chunked backfills agree row for row with one fetch.
 
-The model (engine in :mod:`stockml.data.demo_market`), for symbol i on trading day t::
+The model (engine in :mod:`stockml.sources.demo_market`), for symbol i on trading day t::
 
     r[t, i] = drift + b_i m[t] + g_i s[sector(i), t] + sd[t, i] * (eps[t, i] + k * z[t-1, i])
 
@@ -44,8 +44,8 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from stockml.columns import SOURCE_FILE, SOURCE_ROW, TABLE_TIME_COL, TS_CODE
-from stockml.data.base import MarketData
-from stockml.data.demo_market import DemoTables, demo_symbols, simulate_market, take_strings, weekdays
+from stockml.sources.base import MarketData
+from stockml.sources.demo_market import DemoTables, demo_symbols, simulate_market, take_strings, weekdays
 
 _TIME_COL = {**TABLE_TIME_COL, "macro": "period_end", "trade_cal": "cal_date"}
 _MARKET_WIDE = {"index_daily", "macro", "trade_cal"}  # not filtered by ``symbols``
@@ -78,7 +78,7 @@ class DemoConfig(BaseModel):
 
 
 class DemoSource:
-    """The :class:`~stockml.data.base.DataSource` of the demo market.
+    """The :class:`~stockml.sources.base.DataSource` of the demo market.
 
     ``source_row`` is a row's position in the full simulated table named by ``source_file``
     (e.g. ``demo:bars``), so it is the same whichever slice a fetch returns.

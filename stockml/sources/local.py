@@ -21,9 +21,9 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from stockml.columns import SOURCE_FILE, SOURCE_ROW
-from stockml.data.base import MarketData, ReadError
-from stockml.data.normalize import normalize_frame
-from stockml.schemas import REQUIRED
+from stockml.sources.base import MarketData, ReadError
+from stockml.sources.tushare_format import to_canonical
+from stockml.store.schemas import REQUIRED
 
 _SUFFIXES = (".csv", ".parquet")
 # Read code and date columns as text so leading zeros and formats survive for the gate.
@@ -84,10 +84,8 @@ def read_table(table: str, paths: list[Path]) -> tuple[pd.DataFrame | None, list
             errors.append(ReadError(table, str(path), "empty file"))
             continue
         if table == "macro":  # wide -> long per file: each file is its own macro table
-            raw = pa.Table.from_pandas(
-                normalize_frame(table, raw.to_pandas(), str(path)), preserve_index=False
-            )
-        names = set(normalize_frame(table, raw.slice(0, 0).to_pandas()).columns)
+            raw = pa.Table.from_pandas(to_canonical(table, raw.to_pandas(), str(path)), preserve_index=False)
+        names = set(to_canonical(table, raw.slice(0, 0).to_pandas()).columns)
         missing = [c for c in REQUIRED[table] if c not in names]
         if missing:
             errors.extend(ReadError(table, str(path), "column_in_dataframe", column=c) for c in missing)
@@ -95,7 +93,7 @@ def read_table(table: str, paths: list[Path]) -> tuple[pd.DataFrame | None, list
         tables.append(raw)
     if not tables:
         return None, errors
-    return normalize_frame(table, _to_frame(tables)), errors
+    return to_canonical(table, _to_frame(tables)), errors
 
 
 @dataclass

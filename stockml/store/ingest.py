@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from stockml.data.base import DataSource, MarketData
-from stockml.lake import Lake, UpsertResult, frame_hash
-from stockml.validation import DataValidationError, validate_market_data
+from stockml.sources.base import DataSource, MarketData
+from stockml.store.lake import Lake, UpsertResult, frame_hash
+from stockml.store.validation import DataValidationError, validate_market_data
 
 
 @dataclass(frozen=True)

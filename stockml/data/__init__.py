@@ -1,1 +1,0 @@
-"""Data sources (demo, local, tushare), tushare-format normalisation and the market-data container."""
