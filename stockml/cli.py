@@ -21,8 +21,16 @@ def _walk_forward(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", type=lambda s: tuple(m for m in s.split(",") if m), default=("lstm",))
     parser.add_argument("--folds", type=int, default=2)
     parser.add_argument("--test-days", type=int, default=60)
-    parser.add_argument("--max-epochs", type=int, default=5)
+    parser.add_argument("--valid-days", type=int, default=None, help="validation block (default: 60)")
+    parser.add_argument("--max-epochs", type=int, default=None, help="epoch cap (default: the trainer's)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, default=1, help="train every model with N seeds (mean, spread)")
+    parser.add_argument(
+        "--target",
+        choices=["vol", "sd"],
+        default="vol",
+        help="vol: targets / (EWMA sigma_t * sqrt(h)) (default); sd: / each horizon's training sd",
+    )
     parser.add_argument("--tracking-uri", default=None, help="MLflow server (default: sqlite under mlruns/)")
 
 
@@ -85,20 +93,28 @@ def _lineage(settings) -> dict:  # type: ignore[no-untyped-def]
 def _configs(args: argparse.Namespace):  # -> tuple[EvalConfig, TrainConfig]
     from stockml.training.config import EvalConfig, TrainConfig
 
+    optional = {"valid_days": args.valid_days}
     eval_cfg = EvalConfig(
-        models=args.models, horizon=args.horizon, folds=args.folds, test_days=args.test_days
+        models=args.models,
+        horizon=args.horizon,
+        folds=args.folds,
+        test_days=args.test_days,
+        seeds=args.seeds,
+        target=args.target,
+        **{k: v for k, v in optional.items() if v is not None},
     )
-    return eval_cfg, TrainConfig(max_epochs=args.max_epochs, seed=args.seed)
+    epochs = {"max_epochs": args.max_epochs} if args.max_epochs is not None else {}
+    return eval_cfg, TrainConfig(seed=args.seed, **epochs)
 
 
 def _print_table(report: dict) -> None:
-    print(f"{'name':<16}{'kind':<10}{'crps':>10}{'skill_crps':>12}{'rank_ic':>10}{'cov_90':>8}")
+    keys = ["crps", "skill_crps", "skill_crps_t", "skill_crps_best", "skill_crps_best_t", "rank_ic"]
+    keys.append("coverage_90")
+    print(f"{'name':<18}{'kind':<10}" + "".join(f"{k:>18}" for k in keys))
     for name, r in report["results"].items():
         m = r["metrics"]
-        print(
-            f"{name:<16}{r['kind']:<10}{_fmt(m.get('crps')):>10}{_fmt(m.get('skill_crps')):>12}"
-            f"{_fmt(m.get('rank_ic')):>10}{_fmt(m.get('coverage_90')):>8}"
-        )
+        print(f"{name:<18}{r['kind']:<10}" + "".join(f"{_fmt(m.get(k)):>18}" for k in keys))
+    print(f"best baseline: {report.get('best_baseline')}")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

@@ -18,6 +18,8 @@ from stockml.features import (
     Vocab,
     fit_normalizer,
     fit_symbol_vocab,
+    inverse_target,
+    target_scales,
     transform_features,
 )
 from stockml.models import ForecastModel, ModelSizes, build_model
@@ -106,7 +108,7 @@ def direct_forecast(forecaster: Forecaster, frame: pd.DataFrame, ends: dict[str,
     forecaster.model.eval()
     with torch.no_grad():
         pred = forecaster.model(batch).numpy().astype(np.float64)
-    return pred * np.asarray(norm.target_scale)[:, None]  # model scale -> raw log returns
+    return inverse_target(pred, target_scales(pd.concat([w.tail(1) for w in windows]), norm), quantiles=True)
 
 
 def as_cube(out: pd.DataFrame) -> np.ndarray:

@@ -1,4 +1,8 @@
-"""Point-in-time: nothing after day t changes a feature at or before t; lags and flags do their job."""
+"""Point-in-time: nothing after day t changes a feature at or before t; lags and flags do their job.
+
+The perturbation test runs over every feature column of the frame, in both macro modes that produce
+columns (``changes``, the default, and ``levels``), so new features are covered as they are added.
+"""
 
 from __future__ import annotations
 
@@ -19,8 +23,10 @@ from stockml.features.macro import safe_name, table_columns
 from stockml.sources.base import MarketData
 
 CONFIG = FeatureConfig(horizon=3)
+CONFIGS = {mode: FeatureConfig(horizon=3, macro_mode=mode) for mode in ("changes", "levels")}
 N_DAYS = 110
 KEYS = ["ts_code", "trade_date", "sector_id"]
+VOL_COLUMNS = ["rv_60", "vol_ewma", "vol_ewma_log_xs", "downside_vol_20", "vol_of_vol_60", "ret_1_std"]
 
 
 @lru_cache(maxsize=8)
@@ -29,8 +35,8 @@ def market(seed: int) -> MarketData:
 
 
 @lru_cache(maxsize=8)
-def baseline(seed: int) -> pd.DataFrame:
-    return build_feature_frame(market(seed), CONFIG).frame
+def baseline(seed: int, mode: str = "changes") -> pd.DataFrame:
+    return build_feature_frame(market(seed), CONFIGS[mode]).frame
 
 
 def _after(frame: pd.DataFrame, col: str, cutoff: pd.Timestamp) -> np.ndarray:
@@ -70,6 +76,7 @@ def perturb(data: MarketData, cutoff: pd.Timestamp, drop: bool, rng: np.random.G
     )
 
 
+@pytest.mark.parametrize("mode", sorted(CONFIGS))
 @settings(max_examples=25, deadline=None)
 @given(
     seed=st.integers(0, 2),
@@ -77,16 +84,33 @@ def perturb(data: MarketData, cutoff: pd.Timestamp, drop: bool, rng: np.random.G
     drop=st.booleans(),
     noise_seed=st.integers(0, 2**16),
 )
-def test_nothing_after_t_changes_features_up_to_t(seed: int, cut: int, drop: bool, noise_seed: int) -> None:
+def test_nothing_after_t_changes_features_up_to_t(
+    mode: str, seed: int, cut: int, drop: bool, noise_seed: int
+) -> None:
     data = market(seed)
     cutoff = pd.bdate_range("2021-01-04", periods=N_DAYS)[cut]
-    before = baseline(seed)
-    after = build_feature_frame(perturb(data, cutoff, drop, np.random.default_rng(noise_seed)), CONFIG).frame
+    before = baseline(seed, mode)
+    perturbed = perturb(data, cutoff, drop, np.random.default_rng(noise_seed))
+    after = build_feature_frame(perturbed, CONFIGS[mode]).frame
     features = [c for c in before.columns if not c.startswith("label_")]
     old = before.loc[before["trade_date"] <= cutoff, features].reset_index(drop=True)
     new = after.loc[after["trade_date"] <= cutoff, features].reset_index(drop=True)
     assume(len(old) > 0)  # before the first output date there is nothing to compare
     pd.testing.assert_frame_equal(old, new, check_exact=True)
+
+
+def test_the_perturbation_test_sees_the_vol_and_macro_columns() -> None:
+    """Guard: the frames the PIT test compares hold the volatility features and each macro mode's columns."""
+    changes, levels = baseline(0, "changes"), baseline(0, "levels")
+    assert set(VOL_COLUMNS) <= set(changes.columns) and set(VOL_COLUMNS) <= set(levels.columns)
+    z_cols = [c for c in changes.columns if c.endswith("__chg_z")]
+    assert len(z_cols) == 2 and changes[z_cols].ne(0).any().all()  # CPI and SHIBOR, not constant
+    assert {c for c in levels.columns if c.startswith("macro__")} >= {
+        "macro__shibor__on",
+        "macro__shibor__on__chg",
+        "macro__shibor__staleness_days",
+        "macro__shibor__stale_flag",
+    }
 
 
 def test_perturbation_reaches_labels() -> None:
@@ -98,10 +122,11 @@ def test_perturbation_reaches_labels() -> None:
     assert not np.allclose(before.loc[at_t, "label_h1"], after.loc[after["trade_date"] == cutoff, "label_h1"])
 
 
-def _cpi_frame(lag_days: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _cpi_frame(lag_days: int | None = None, mode: str = "levels") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Levels by default: these tests follow a raw value and its age through the join."""
     data = synthetic_market(n_symbols=2, n_days=140, seed=5, sentiment=False)
     lags = {"cn_cpi_ppi_mom_monthly": lag_days} if lag_days is not None else {}
-    config = FeatureConfig(macro_lag_days={**CONFIG.macro_lag_days, **lags})
+    config = FeatureConfig(macro_lag_days={**CONFIG.macro_lag_days, **lags}, macro_mode=mode)
     return build_feature_frame(data, config).frame, data.macro
 
 
@@ -134,6 +159,10 @@ def test_a_series_that_stops_is_flagged_stale() -> None:
     assert (frame.loc[early, flag_col] == 0).all() and early.any()
     one = frame.loc[late & (frame["ts_code"] == frame["ts_code"].iloc[0]), days_col]
     assert one.is_monotonic_increasing and one.iloc[-1] > one.iloc[0]
+    # The default (changes) mode keeps the same flag, without the days column.
+    changes, _ = _cpi_frame(mode="changes")
+    pd.testing.assert_series_equal(changes[flag_col], frame[flag_col])
+    assert days_col not in changes.columns
 
 
 def test_sentiment_is_lagged_and_missing_is_flagged() -> None:

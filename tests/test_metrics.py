@@ -54,11 +54,12 @@ def test_price_errors_on_reconstructed_prices() -> None:
     assert m.mape(actual, predicted) == pytest.approx((1 / 11 + 3 / 18) / 2)  # 0.128788
 
 
-def test_direction_accuracy_counts_zero_as_a_call() -> None:
-    y = [0.1, -0.2, 0.0, 0.3, 0.0]
-    point = [0.2, 0.1, 0.0, 0.0, 0.5]
-    # hit, miss, hit (0 vs 0), miss (0 forecast, up move), miss (up forecast, flat day)
-    assert m.direction_accuracy(y, point) == pytest.approx(2 / 5)
+def test_direction_accuracy_leaves_out_rows_without_a_direction() -> None:
+    y = [0.1, -0.2, 0.0, 0.3, 0.0, -0.1]
+    point = [0.2, 0.1, 0.0, 0.0, 0.5, -0.3]
+    # hit, miss, (0 vs 0: no call), (0 forecast: no call), (flat day: no direction), hit
+    assert m.direction_accuracy(y, point) == pytest.approx(2 / 3)
+    assert math.isnan(m.direction_accuracy(y, [0.0] * 6)), "a constant zero forecast has no direction"
 
 
 def test_empty_inputs_give_nan_without_warnings() -> None:
@@ -277,7 +278,7 @@ def test_metrics_for_hand_computed() -> None:
     price_true = 10 * np.exp(np.array(y[:4]))
     assert out["rmse"] == pytest.approx(math.sqrt(np.mean((price_true - 10) ** 2)))
     assert out["mape"] == pytest.approx(np.mean(np.abs(price_true - 10) / price_true))
-    assert out["direction_accuracy"] == pytest.approx(1 / 4)  # only the flat day
+    assert math.isnan(out["direction_accuracy"])  # every median is 0: no direction to score
     assert math.isnan(out["ic"])  # 4 symbols with one row each: no group reaches 5 rows
     # q0.05 = -0.10: y - q = (0.10, 0.15, -0.02, 0.22) -> (0.005, 0.0075, 0.95 * 0.02, 0.011) / 4
     assert out["pinball_q0.05"] == pytest.approx((0.005 + 0.0075 + 0.019 + 0.011) / 4)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import io
+from statistics import NormalDist
 
+import numpy as np
 import pytest
 import torch
 from pydantic import ValidationError
 
 from stockml.losses import LOSSES, PinballLoss
 from stockml.models import MODELS, ForecastModel, ModelSizes, build_model
+from stockml.training.trainer import predict
+from stockml.training.windows import WindowArrays, WindowDataset
 
 SIZES = ModelSizes(n_features=8, horizon=5, n_symbols=10, n_sectors=4)
 NAMES = sorted(MODELS)
@@ -150,3 +154,67 @@ def test_state_dict_roundtrip(name):
     model.eval()
     clone.eval()
     assert torch.equal(model(inputs(batch)), clone(inputs(batch)))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_declared_cross_section_is_the_truth(name):
+    """A row-independent model's forecast for a row never changes with its batch-mates; a model that
+    mixes rows says so (``cross_sectional``), so the trainer and predictor batch it by date."""
+    model = build(name).eval()
+    batch = inputs(make_batch(b=16))
+    other = {**batch, "x": batch["x"].clone()}
+    other["x"][8:] += 3.0 * torch.randn_like(other["x"][8:])  # change rows 8.. only
+    same = torch.allclose(model(batch)[:8], model(other)[:8], atol=1e-6)
+    assert same != model.cross_sectional, f"{name}: cross_sectional={model.cross_sectional}, same={same}"
+
+
+def _two_date_dataset(n_symbols: int, seed: int):
+    """A WindowDataset with the last rows of two dates for ``n_symbols`` symbols (T-row windows)."""
+    t, n_rows = 20, 22
+    rng = np.random.default_rng(seed)
+    n = n_symbols * n_rows
+    dates = np.tile(np.arange(n_rows), n_symbols)
+    day = (np.datetime64("2024-01-01") + dates).astype("datetime64[ns]")
+    arrays = WindowArrays(
+        x=rng.normal(size=(n, SIZES.n_features)).astype(np.float32),
+        target=np.zeros((n, SIZES.horizon), np.float32),
+        scale=np.ones((n, SIZES.horizon)),
+        symbol=np.repeat(np.arange(1, n_symbols + 1), n_rows),
+        sector=np.repeat(np.arange(n_symbols) % 3 + 1, n_rows),
+        date=day,
+        ts_code=np.repeat([f"{600000 + i}.SH" for i in range(n_symbols)], n_rows),
+        pos=dates,
+        day=day.astype("datetime64[D]").astype(np.int64),
+        feature_columns=[f"f{i}" for i in range(SIZES.n_features)],
+    )
+    rows = np.flatnonzero(dates >= n_rows - 2)  # each symbol's last two dates
+    return WindowDataset(arrays, rows, t)
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if MODELS[n].cross_sectional])
+def test_cross_sectional_forecasts_ignore_other_dates(name):
+    """Predicted by date: perturbing every row of the last date leaves the previous date's forecasts."""
+    model = build(name).eval()
+    ds = _two_date_dataset(6, 0)
+    before, order = predict(model, ds)
+    last = ds.arrays.day == ds.arrays.day.max()
+    ds.arrays.x[last] += 3.0  # only the last date's own row of each window changes
+    after, order2 = predict(model, ds)
+    assert np.array_equal(order, order2)
+    earlier = ds.arrays.day[ds.rows[order]] < ds.arrays.day.max()
+    assert earlier.sum() == 6
+    np.testing.assert_array_equal(before[earlier], after[earlier])
+    assert not np.allclose(before[~earlier], after[~earlier])
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n not in {"diffusion", "hybrid"}])
+def test_an_untrained_model_starts_at_the_given_quantiles(name):
+    """Quantile heads start at (H, Q) values (the trainer passes the training targets' empirical
+    quantiles): an untrained model forecasts about that distribution for any input. Not the diffusion
+    model (no head: sampling through an untrained denoiser) nor the hybrid, which mixes one in."""
+    values = torch.tensor([[NormalDist().inv_cdf(q) for q in SIZES.quantiles]] * SIZES.horizon)
+    model = build(name)
+    assert model.start_at_quantiles(values) >= 1
+    out = model.eval()(inputs(make_batch(b=64)))
+    assert (out.mean(0) - values).abs().max() < 0.2  # measured 0.03-0.13
+    assert (out - values).abs().max() < 0.3  # measured 0.10-0.21

@@ -24,6 +24,7 @@ from stockml.features import (
     fit_sector_vocab,
     fit_symbol_vocab,
     inverse_target,
+    target_scales,
     transform_features,
     transform_target,
 )
@@ -72,7 +73,9 @@ def test_training_rows_come_out_standardised(built: tuple[pd.DataFrame, list[str
     code = frame["ts_code"].iloc[0]
     rows = inside & (frame["ts_code"] == code).to_numpy()
     scaled = [
-        i for i, f in enumerate(features) if not f.endswith("_flag") and frame.loc[rows, f].std() > 1e-6
+        i  # per-symbol statistics: every column but flags and the cross-symbol "_xs" ones
+        for i, f in enumerate(features)
+        if not f.endswith(("_flag", "_xs")) and frame.loc[rows, f].std() > 1e-6
     ]
     np.testing.assert_allclose(x[rows][:, scaled].mean(axis=0), 0.0, atol=1e-4)
     np.testing.assert_allclose(x[rows][:, scaled].std(axis=0), 1.0, atol=1e-3)
@@ -136,16 +139,46 @@ def test_feature_list_mismatch_is_a_clear_error(built: tuple[pd.DataFrame, list[
 
 def test_target_scaling_inverts_exactly(built: tuple[pd.DataFrame, list[str], list[str]]) -> None:
     frame, features, labels = built
-    raw = frame[labels].dropna().to_numpy()
+    rows = frame.dropna(subset=labels)
+    raw = rows[labels].to_numpy()
     identity = fit(frame, features, label_columns=labels)
-    assert identity.target_scale is None and np.array_equal(transform_target(raw, identity), raw)
+    assert identity.target_scale is None and identity.target_vol_column is None
+    assert np.array_equal(transform_target(raw, target_scales(rows, identity)), raw)
     params = fit(frame, features, label_columns=labels, normalize_target=True)
-    scaled = transform_target(raw, params)
+    scales = target_scales(rows, params)
+    np.testing.assert_allclose(scales[0], params.target_scale)  # one sd per horizon, every row
+    scaled = transform_target(raw, scales)
     assert not np.allclose(scaled, raw)
-    np.testing.assert_allclose(inverse_target(scaled, params), raw, rtol=1e-12)
+    np.testing.assert_allclose(inverse_target(scaled, scales), raw, rtol=1e-12)
     quantiles = torch.tensor(scaled[:8, :, None].repeat(3, axis=2))  # (B, H, Q)
-    back = inverse_target(quantiles, params, quantiles=True)
+    back = inverse_target(quantiles, scales[:8], quantiles=True)
     np.testing.assert_allclose(back[..., 1].numpy(), raw[:8], rtol=1e-12)
+
+
+def test_volatility_standardised_target(built: tuple[pd.DataFrame, list[str], list[str]]) -> None:
+    frame, features, labels = built
+    frame = frame.assign(sigma=np.linspace(0.01, 0.03, len(frame)))
+    params = fit(frame, features, label_columns=labels, normalize_target=True, target_vol_column="sigma")
+    assert params.target_scale is None and params.target_vol_column == "sigma"
+    scales = target_scales(frame.iloc[[0, -1]], params)
+    h = np.sqrt(np.arange(1, len(labels) + 1))
+    np.testing.assert_allclose(scales, np.array([[0.01], [0.03]]) * h)  # sigma_t * sqrt(h), row by row
+    bad = target_scales(frame.iloc[:2].assign(sigma=[0.0, np.nan]), params)
+    assert np.isnan(bad).all(), "no volatility, no scale: such rows are never trained on or forecast"
+    with pytest.raises(ValueError, match="not a column"):
+        fit(frame, features, label_columns=labels, target_vol_column="nope")
+
+
+def test_cross_symbol_features_keep_their_level(built: tuple[pd.DataFrame, list[str], list[str]]) -> None:
+    frame, features, _ = built
+    level = frame["ts_code"].rank(method="dense").to_numpy()  # a per-symbol constant: 1, 2, 3, 4
+    frame = frame.assign(level_xs=level, level=level)
+    params = fit(frame, [*features, "level_xs", "level"], clip=1e9)
+    x = transform_features(frame, params)
+    by_symbol = pd.DataFrame({"code": frame["ts_code"], "xs": x[:, -2], "own": x[:, -1]})
+    by_symbol = by_symbol.groupby("code").mean()
+    assert by_symbol["xs"].is_monotonic_increasing and by_symbol["xs"].std() > 0.5  # levels survive
+    np.testing.assert_allclose(by_symbol["own"], 0.0, atol=1e-6)  # per-symbol z-scoring removes them
 
 
 def test_vocabularies(built: tuple[pd.DataFrame, list[str], list[str]], tmp_path: Path) -> None:

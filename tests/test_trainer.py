@@ -27,6 +27,7 @@ def _dataset(n: int, seed: int, signal: bool) -> WindowDataset:
     arrays = WindowArrays(
         x=x,
         target=target.astype(np.float32),
+        scale=np.ones((n, H)),
         symbol=np.ones(n, np.int64),
         sector=np.ones(n, np.int64),
         date=dates,
@@ -55,8 +56,8 @@ def test_early_stopping_restores_the_best_epoch() -> None:
     assert result.best_valid == best
     criterion = build_loss("pinball", model.sizes.quantiles)
     assert (
-        mean_loss(model, valid, criterion, cfg, by_date=False) == torch.tensor(best).item()
-        or abs(mean_loss(model, valid, criterion, cfg, by_date=False) - best) < 1e-6
+        mean_loss(model, valid, criterion, cfg) == torch.tensor(best).item()
+        or abs(mean_loss(model, valid, criterion, cfg) - best) < 1e-6
     )
 
 

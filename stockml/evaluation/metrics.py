@@ -68,13 +68,15 @@ def mape(actual: ArrayLike, predicted: ArrayLike) -> float:
 
 
 def direction_accuracy(y: ArrayLike, point: ArrayLike) -> float:
-    """Share of rows where ``sign(point) == sign(y)``.
+    """Share of rows where ``sign(point) == sign(y)``, among rows where both are non-zero.
 
-    A zero forecast is a miss unless the realised return is zero too, and a non-zero forecast misses a
-    zero return (a suspended or limit-locked day): "no move" is a call like any other. So a forecast
-    that is always 0 (a random walk) scores the share of zero returns, not 50 %.
+    A zero forecast makes no call, and a zero realised return (a suspended or limit-locked day, or an
+    unchanged close) has no direction, so such rows are left out. A forecast that is always 0 (a random
+    walk) has no direction accuracy at all: NaN, reported as undefined.
     """
-    return _mean((np.sign(_arr(y)) == np.sign(_arr(point))).astype(np.float64))
+    y_, p_ = _arr(y), _arr(point)
+    called = (p_ != 0) & (y_ != 0)
+    return _mean((np.sign(y_[called]) == np.sign(p_[called])).astype(np.float64))
 
 
 # --- quantile scores -------------------------------------------------------------------------------

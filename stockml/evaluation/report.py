@@ -4,18 +4,26 @@ Report layout (also in the README)::
 
     {"data": {source, symbols, start, end, rows}, "horizon": H, "quantiles": [...],
      "folds": [{"train": [d0, d1], "valid": [..] | null, "test": [d2, d3]}, ...],
-     "results": {name: {"kind": "model" | "baseline", "metrics": {... horizon 1 ...},
-                        "per_horizon": {"1": {...}, ...}}}}
+     "best_baseline": name, "results": {name: {"kind": "model" | "baseline" | "seed",
+                        "metrics": {... horizon 1 ...}, "per_horizon": {"1": {...}, ...},
+                        "per_fold": [...], "seeds": {... mean and sd over seeds, when run with several}}}}
+
+Skill is against ``random_walk`` (``skill_crps``, ``skill_crps_t``) and against the best baseline of that
+horizon by CRPS (``skill_crps_best``, ``skill_crps_best_t``). Each fold lists ``feature_shift``: per feature,
+how far the test block's mean of the normalised feature lies from the training block's, in training sd.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from stockml.evaluation.aggregate import crps_skill_t, metrics_by_horizon, metrics_for, skill
+from stockml.features import transform_features
 from stockml.training.baselines import BASELINES
 from stockml.training.walkforward import FoldOutput, with_truth
 
@@ -32,6 +40,39 @@ def _clean(metrics: dict[str, float]) -> dict[str, float | None]:
 
 
 PER_FOLD_KEYS = ("n", "crps", "rmse", "rank_ic", "coverage_90", "skill_crps", "skill_rmse")
+SEED_KEYS = ("crps", "skill_crps", "skill_crps_t", "skill_crps_best", "coverage_90", "rank_ic")
+_SEED_RUN = re.compile(r"^(?P<model>.+)\.seed\d+$")
+
+
+def kind_of(name: str) -> str:
+    """``baseline``, ``seed`` (an extra seed's run of a model, ``lstm.seed1``) or ``model``."""
+    return "baseline" if name in BASELINES else "seed" if _SEED_RUN.match(name) else "model"
+
+
+def _seed_summary(name: str, results: dict[str, dict]) -> dict[str, float | int | None]:
+    """Mean and sd over ``name`` and its ``name.seed<k>`` runs of the horizon-1 metrics in SEED_KEYS."""
+    runs = [r["metrics"] for n, r in results.items() if n == name or n.startswith(f"{name}.seed")]
+    out: dict[str, float | int | None] = {"n": len(runs)}
+    for key in SEED_KEYS:
+        values = np.array([r.get(key) if r.get(key) is not None else np.nan for r in runs], np.float64)
+        out[f"{key}_mean"] = float(np.nanmean(values)) if np.isfinite(values).any() else None
+        out[f"{key}_sd"] = float(np.nanstd(values, ddof=1)) if np.isfinite(values).sum() > 1 else None
+    return out
+
+
+def feature_shift(frame: pd.DataFrame, output: FoldOutput) -> dict[str, float]:
+    """Per feature, (test mean - train mean) / train sd of the fold's normalised features, pooled over
+    symbols, largest |shift| first: an input that left its training range shows here."""
+    if output.norm is None:
+        return {}
+    features = output.norm.features
+    x = transform_features(frame, output.norm)
+    dates = frame["trade_date"].to_numpy()
+    train, test = x[output.fold.train.mask(dates)], x[output.fold.test.mask(dates)]
+    sd = train.std(axis=0)
+    shift = (test.mean(axis=0) - train.mean(axis=0)) / np.where(sd > 1e-12, sd, np.nan)
+    order = np.argsort(-np.nan_to_num(np.abs(shift), nan=-1.0))
+    return {features[i]: round(float(shift[i]), 3) for i in order if np.isfinite(shift[i])}
 
 
 def _per_fold(predictions: dict[str, pd.DataFrame], name: str, quantiles: tuple[float, ...]) -> list[dict]:
@@ -47,6 +88,29 @@ def _per_fold(predictions: dict[str, pd.DataFrame], name: str, quantiles: tuple[
         m = {**m, **skill(m, base)}
         rows.append({"fold": int(fold), **_clean({k: m[k] for k in PER_FOLD_KEYS if k in m})})
     return rows
+
+
+def _significance(
+    predictions: dict[str, pd.DataFrame],
+    name: str,
+    h: int,
+    best: str | None,
+    by_h: dict[str, dict[int, dict[str, float]]],
+    quantiles: tuple[float, ...],
+) -> dict[str, float]:
+    """``skill_crps_t`` against the random walk; skill and its t against the best baseline ``best``."""
+    out: dict[str, float] = {}
+    at = {n: p[p["horizon"] == h] for n, p in predictions.items() if n in (name, "random_walk", best)}
+    if "random_walk" in predictions:
+        out["skill_crps_t"] = (
+            crps_skill_t(at[name], at["random_walk"], h, quantiles) if name != "random_walk" else 0.0
+        )
+    if best is not None:
+        base = by_h[best].get(h, {}).get("crps", math.nan)
+        crps = by_h[name].get(h, {}).get("crps", math.nan)
+        out["skill_crps_best"] = 1.0 - crps / base if base > 0 else math.nan
+        out["skill_crps_best_t"] = crps_skill_t(at[name], at[best], h, quantiles) if name != best else 0.0
+    return out
 
 
 def build_report(
@@ -72,30 +136,35 @@ def build_report(
     }
     by_h = {name: metrics_by_horizon(preds, quantiles) for name, preds in predictions.items()}
     rw = by_h.get("random_walk", {})
+    baselines = [n for n in names if kind_of(n) == "baseline"]
+    best = {  # per horizon, the baseline with the lowest CRPS
+        h: min(baselines, key=lambda n: by_h[n].get(h, {}).get("crps", math.inf))
+        for h in (by_h[baselines[0]] if baselines else {})
+    }
     results = {}
     for name in names:
         seconds = {
             key: sum(o.seconds[name][key] for o in outputs) for key in ("train_seconds", "predict_seconds")
         }
         per_h = {h: {**m, **skill(m, rw.get(h, {})), **seconds} for h, m in by_h[name].items()}
-        if "random_walk" in predictions:
-            for h, row in per_h.items():
-                at = [p[p["horizon"] == h] for p in (predictions[name], predictions["random_walk"])]
-                row["skill_crps_t"] = (
-                    crps_skill_t(at[0], at[1], h, quantiles) if name != "random_walk" else 0.0
-                )
+        for h, row in per_h.items():
+            row.update(_significance(predictions, name, h, best.get(h), by_h, quantiles))
         top = per_h.get(1, per_h[min(per_h)]) if per_h else {}
         results[name] = {
-            "kind": "baseline" if name in BASELINES else "model",
+            "kind": kind_of(name),
             "metrics": _clean(top),
             "per_horizon": {str(h): _clean(m) for h, m in per_h.items()},
             "per_fold": _per_fold(predictions, name, quantiles),
         }
+    for name in names:
+        if kind_of(name) == "model" and any(kind_of(n) == "seed" for n in names if n.startswith(f"{name}.")):
+            results[name]["seeds"] = _seed_summary(name, results)
     folds = [
         {
             "train": [str(o.fold.train.start.date()), str(o.fold.train.end.date())],
             "valid": [str(o.fold.valid.start.date()), str(o.fold.valid.end.date())] if o.fold.valid else None,
             "test": [str(o.fold.test.start.date()), str(o.fold.test.end.date())],
+            "feature_shift": feature_shift(frame, o),
         }
         for o in outputs
     ]
@@ -104,6 +173,7 @@ def build_report(
         "horizon": horizon,
         "quantiles": list(quantiles),
         "folds": folds,
+        "best_baseline": best.get(1, best[min(best)]) if best else None,
         "results": results,
     }
     return Evaluation(report, predictions)

@@ -12,6 +12,7 @@ from stockml.features.normalizer import (
     NormParams,
     fit_normalizer,
     inverse_target,
+    target_scales,
     transform_features,
     transform_target,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "fit_sector_vocab",
     "fit_symbol_vocab",
     "inverse_target",
+    "target_scales",
     "prices_from_log_returns",
     "split_columns",
     "transform_features",

@@ -1,7 +1,8 @@
-"""The one config of the feature pipeline: horizons, windows, publication lags, normalisation.
+"""The one config of the feature pipeline: horizons, windows, volatility, macro, normalisation.
 
-Defaults run the small case and encode how China's statistics are released, so that a macro value is
-used only from the day it was public.
+Defaults run the small case, encode how China's statistics are released (a macro value is used only
+from the day it was public) and keep inputs stationary: volatility features on by default, macro
+series as standardised changes (``macro_mode="changes"``) rather than raw levels.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ DEFAULT_MACRO_LAG_DAYS: dict[str, int] = {
 }
 
 
+# Window of the realised vol whose log ``vol_of_vol_<n>`` takes the sd of.
+VOL_OF_VOL_BASE_DAYS = 5
+
+
 class FeatureConfig(BaseModel):
     """Everything the feature pipeline, the windows and the normaliser need. Frozen."""
 
@@ -37,8 +42,13 @@ class FeatureConfig(BaseModel):
     lookback: int = Field(default=60, ge=1, le=1000)
 
     return_lags: tuple[int, ...] = (1, 5, 10, 20)
-    vol_windows: tuple[int, ...] = (5, 20)
+    vol_windows: tuple[int, ...] = (5, 20, 60)
     zscore_window: int = Field(default=20, ge=2)
+    # Causal RiskMetrics EWMA sd of daily log returns (``vol_ewma``; also the trainer's target scale).
+    ewma_lambda: float = Field(default=0.94, gt=0.0, lt=1.0)
+    ewma_seed_days: int = Field(default=20, ge=1)
+    downside_window: int = Field(default=20, ge=2)  # -> downside_vol_<n>
+    vol_of_vol_window: int = Field(default=60, ge=2)  # -> vol_of_vol_<n>, sd of log rv over <n> days
 
     # Technical indicators, Tongdaxin/MyTT conventions (what Chinese research code uses).
     macd_fast: int = 12
@@ -72,7 +82,12 @@ class FeatureConfig(BaseModel):
     max_macro_series_per_table: int = Field(default=6, ge=1)
     # Releases a series needs by the first output date to be picked automatically.
     macro_min_history: int = Field(default=2, ge=1)
-    macro_changes: bool = True
+    # "changes": per series its change since the previous release, z-scored on the previous
+    # ``macro_z_window`` changes, plus each table's stale flag (stationary; the default).
+    # "levels": raw values, ``__chg`` when ``macro_changes``, staleness days and flag. "none": no macro.
+    macro_mode: Literal["changes", "levels", "none"] = "changes"
+    macro_z_window: int = Field(default=24, ge=2)
+    macro_changes: bool = True  # levels mode only
 
     market_index: str | None = "000300.SH"
     # Trading days between a sentiment row's trade_date and its use. The lake's convention is that a
@@ -104,14 +119,19 @@ class FeatureConfig(BaseModel):
     def warmup(self) -> int:
         """Rows per symbol before every feature is defined and the EMAs have forgotten their seed.
 
-        Rolling windows need their length; ADXR needs n + 2m; TRIX three EMAs and an MA; EMAs need
-        about two slow spans to settle (weight of the seed below 2 %).
+        Rolling windows of returns need their length plus the first row (whose return may be missing);
+        the vol of vol needs a 5-day rv before its own window; ``ret_1_std`` the EWMA sigma of the day
+        before; ADXR needs n + 2m; TRIX three EMAs and an MA; EMAs need about two slow spans to settle
+        (weight of the seed below 2 %).
         """
         if self.warmup_rows is not None:
             return self.warmup_rows
         needs = [
             max(self.return_lags),
             max(self.vol_windows) + 1,
+            self.ewma_seed_days + 1,  # ret_1_std divides by sigma of the day before
+            self.downside_window + 1,
+            VOL_OF_VOL_BASE_DAYS + self.vol_of_vol_window,  # an sd over log rv_5 values
             self.zscore_window,
             self.boll_n,
             self.cci_n,

@@ -3,7 +3,14 @@
 Storage keeps ``period_end`` (the month end, or the observation day); this module adds each table's
 publication lag to get the release date, takes the latest released value as of every trade date with
 ``merge_asof``, and reports how old it is. A series that stops being released keeps its last value
-but its table's ``staleness_days`` grows and ``stale_flag`` turns on: never silently constant.
+but its table's ``stale_flag`` turns on: never silently constant.
+
+``config.macro_mode`` picks what enters the frame. ``changes`` (default): per series only the change
+since its previous release, z-scored by the mean and sd of its previous ``macro_z_window`` changes
+(``<column>__chg_z``; each release's z uses that release and earlier ones only), plus each table's
+``stale_flag``. Raw levels (M1, yields) are non-stationary and identical for every stock on a date: out
+of sample they sit far outside their training range and act as date dummies. ``levels``: the values,
+``__chg`` when ``macro_changes``, per table ``staleness_days`` and ``stale_flag``. ``none``: nothing.
 Values are the stored (final, possibly revised) ones: vintages are not kept, so revisions are a
 residual look-ahead this module cannot remove.
 """
@@ -21,6 +28,8 @@ from stockml.features.config import FeatureConfig
 
 PREFIX = "macro"
 STALENESS_CAP_DAYS = 366  # beyond a year the exact age carries no information; the flag says it
+CHANGE_Z_SUFFIX = "__chg_z"
+MIN_Z_CHANGES = 3  # previous changes a z needs; an sd of fewer is noise
 
 
 @dataclass(frozen=True)
@@ -100,39 +109,54 @@ def select_series(macro: pd.DataFrame, start: pd.Timestamp, config: FeatureConfi
     return sorted(out, key=lambda s: s.column)
 
 
+def _release_table(macro: pd.DataFrame, s: MacroSeries, z_window: int) -> pd.DataFrame:
+    """One series' releases in order: value, change since the previous release, and that change
+    z-scored by the mean and sd of the ``z_window`` changes before it (NaN until there are
+    ``min(z_window, MIN_Z_CHANGES)``; 0 when they are flat)."""
+    rows = macro.loc[(macro["table"] == s.table) & (macro["series"] == s.series), ["period_end", "value"]]
+    rows = rows.sort_values("period_end")
+    change = rows["value"].diff()
+    past = change.rolling(z_window, min_periods=min(z_window, MIN_Z_CHANGES))
+    mean, std = past.mean().shift(1), past.std().shift(1)  # shift: the release itself is not in its scale
+    z = ((change - mean) / std).mask((std <= 1e-12) & mean.notna(), 0.0)
+    return rows.assign(release=rows["period_end"] + pd.Timedelta(days=s.lag_days), change=change, change_z=z)
+
+
 def macro_features(
     macro: pd.DataFrame, dates: pd.DatetimeIndex, config: FeatureConfig, select_at: pd.Timestamp | None = None
 ) -> tuple[pd.DataFrame, list[MacroSeries]]:
-    """One row per trade date (index ``dates``, sorted): selected values, their changes since the
-    previous release, and per table ``staleness_days`` (the oldest selected series, capped) and
-    ``stale_flag``. Before a series' first release its value is 0 and its table is flagged stale.
+    """One row per trade date (index ``dates``, sorted), columns as ``config.macro_mode`` says (see the
+    module doc). Per table, ``staleness_days`` is the oldest selected series' age (capped) and
+    ``stale_flag`` says it is older than ``max_staleness_days``. Before a series' first release (or
+    before its z has history) its values are 0 and its table is flagged stale.
     Series are chosen on what was released by ``select_at`` (default: the first date)."""
-    if macro is None or macro.empty or len(dates) == 0:
+    if config.macro_mode == "none" or macro is None or macro.empty or len(dates) == 0:
         return pd.DataFrame(index=dates), []
     macro = macro.loc[np.isfinite(macro["value"].to_numpy(np.float64))]
     macro = macro.assign(period_end=macro["period_end"].astype("datetime64[ns]"))
     dates = pd.DatetimeIndex(dates.astype("datetime64[ns]"), name="trade_date")
     selected = select_series(macro, select_at if select_at is not None else dates[0], config)
     left = pd.DataFrame({"trade_date": dates})
+    levels = config.macro_mode == "levels"
     out: dict[str, np.ndarray] = {}
     staleness: dict[str, list[np.ndarray]] = {}
     for s in selected:
-        rows = macro.loc[(macro["table"] == s.table) & (macro["series"] == s.series), ["period_end", "value"]]
-        rows = rows.sort_values("period_end")
-        rows = rows.assign(
-            release=rows["period_end"] + pd.Timedelta(days=s.lag_days), change=rows["value"].diff()
-        )
+        rows = _release_table(macro, s, config.macro_z_window)
         joined = pd.merge_asof(left, rows, left_on="trade_date", right_on="release", direction="backward")
         age = (joined["trade_date"] - joined["release"]).dt.days.to_numpy(np.float64)
-        out[s.column] = joined["value"].fillna(0.0).to_numpy(np.float64)
-        if config.macro_changes:
-            out[f"{s.column}__chg"] = joined["change"].fillna(0.0).to_numpy(np.float64)
+        if levels:
+            out[s.column] = joined["value"].fillna(0.0).to_numpy(np.float64)
+            if config.macro_changes:
+                out[f"{s.column}__chg"] = joined["change"].fillna(0.0).to_numpy(np.float64)
+        else:
+            out[f"{s.column}{CHANGE_Z_SUFFIX}"] = joined["change_z"].fillna(0.0).to_numpy(np.float64)
         staleness.setdefault(s.table, []).append(np.where(np.isnan(age), np.inf, age))
     for table, ages in staleness.items():
         freq = next(s.freq for s in selected if s.table == table)
         oldest = np.max(np.vstack(ages), axis=0)
         days_col, flag_col = table_columns(table)
-        out[days_col] = np.minimum(oldest, STALENESS_CAP_DAYS)
+        if levels:
+            out[days_col] = np.minimum(oldest, STALENESS_CAP_DAYS)
         out[flag_col] = (oldest > config.max_staleness_days[freq]).astype(np.float64)
     return pd.DataFrame(out, index=dates), selected
 
@@ -140,7 +164,8 @@ def macro_features(
 def macro_summary(
     frame: pd.DataFrame, macro: pd.DataFrame, selected: list[MacroSeries]
 ) -> list[dict[str, object]]:
-    """Per selected series: names, lag, last release, and how stale it is at the frame's last date."""
+    """Per selected series: names, its feature columns, lag, last release, and how stale it is at the
+    frame's last date (``table_stale_days_fraction`` is None when the frame has no stale flag)."""
     if not selected:
         return []
     last_date = frame.index.max()
@@ -149,17 +174,22 @@ def macro_summary(
         ends = macro.loc[(macro["table"] == s.table) & (macro["series"] == s.series), "period_end"]
         releases = ends + pd.Timedelta(days=s.lag_days)
         last_release = releases[releases <= last_date].max()
-        days_col, flag_col = table_columns(s.table)
+        flag_col = table_columns(s.table)[1]
         out.append(
             {
                 "column": s.column,
+                "feature_columns": [
+                    c for c in frame.columns if c == s.column or c.startswith(f"{s.column}__")
+                ],
                 "table": s.table,
                 "series": s.series,
                 "freq": s.freq,
                 "lag_days": s.lag_days,
                 "last_release": str(last_release.date()),
                 "staleness_days_at_end": int((last_date - last_release).days),
-                "table_stale_days_fraction": round(float(frame[flag_col].mean()), 4),
+                "table_stale_days_fraction": round(float(frame[flag_col].mean()), 4)
+                if flag_col in frame.columns
+                else None,
             }
         )
     return out

@@ -3,9 +3,16 @@
 ``zscore`` uses mean / std, ``robust`` median / (IQR / 1.349) (falling back to the std where the IQR is
 zero, e.g. a feature that is mostly 0). Symbols with fewer than ``min_rows`` training rows, or unseen in
 training, use the global statistics of the window. Columns ending in ``_flag`` pass through unchanged.
-Labels never enter ``x``. Targets stay raw log returns by default; with ``normalize_target`` they are
-divided by their per-horizon training std (no centring, so sign and zero keep their meaning) and
-:func:`inverse_target` undoes it.
+Columns ending in ``_xs`` (cross-sectionally comparable, e.g. log volatility) use the global statistics
+for every symbol, so their level survives: a volatile stock keeps a higher value than a quiet one.
+Labels never enter ``x``. Targets are divided by a per-row, per-horizon scale (:func:`target_scales`; no
+centring, so sign and zero keep their meaning) and forecasts multiplied back by it:
+
+* ``target_vol_column`` (the default path of the trainer): ``sigma_t * sqrt(h)``, where ``sigma_t`` is a
+  causal volatility column of the frame (``vol_ewma``), so the model forecasts quantiles of
+  volatility-standardised returns and the mapping back is exact at serving time;
+* ``normalize_target``: the per-horizon training std of the label (one number per horizon);
+* neither: raw log returns.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from stockml.columns import TRADE_DATE, TS_CODE
 
 NORM_VERSION = 1
 FLAG_SUFFIX = "_flag"
+GLOBAL_SUFFIX = "_xs"  # normalised with the window's global statistics for every symbol
 _MIN_SCALE = 1e-8
 _CHUNK_ROWS = 1 << 17
 
@@ -55,6 +63,7 @@ class NormParams(BaseModel):
     global_stats: Stats
     label_columns: list[str] = []
     target_scale: list[float] | None = None
+    target_vol_column: str | None = None
 
     def check_features(self, features: list[str]) -> None:
         """Raise :class:`FeatureMismatchError` naming the differences unless ``features`` match exactly."""
@@ -119,15 +128,20 @@ def fit_normalizer(
     clip: float = 10.0,
     label_columns: list[str] | None = None,
     normalize_target: bool = False,
+    target_vol_column: str | None = None,
 ) -> NormParams:
     """Fit on rows with ``start <= trade_date <= end`` only; nothing outside the window is read.
 
-    Features must be finite there (the feature schema guarantees it).
+    Features must be finite there (the feature schema guarantees it). ``target_vol_column`` (a column of
+    ``frame``) makes targets volatility-standardised and wins over ``normalize_target``.
     """
     train = _in_window(frame, start, end).sort_values(TS_CODE, kind="stable")
     if train.empty:
         raise ValueError(f"no rows to fit the normaliser on in {start} .. {end}")
+    if target_vol_column is not None and target_vol_column not in frame.columns:
+        raise ValueError(f"target_vol_column {target_vol_column!r} is not a column of the feature frame")
     passthrough = np.array([f.endswith(FLAG_SUFFIX) for f in features])
+    global_only = np.array([f.endswith(GLOBAL_SUFFIX) for f in features])
     values = train[features].to_numpy(np.float64)
     g_center, g_scale = _stats(values, method, passthrough)
     codes = train[TS_CODE].to_numpy()
@@ -136,11 +150,12 @@ def fit_normalizer(
     for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
         if hi - lo >= min_rows:
             center, scale = _stats(values[lo:hi], method, passthrough)
+            center, scale = np.where(global_only, g_center, center), np.where(global_only, g_scale, scale)
             per_symbol[str(codes[lo])] = Stats(
                 center=center.tolist(), scale=scale.tolist(), n_rows=int(hi - lo)
             )
     target_scale = None
-    if normalize_target and label_columns:
+    if normalize_target and label_columns and target_vol_column is None:
         std = np.nanstd(train[label_columns].to_numpy(np.float64), axis=0)
         target_scale = np.where(np.isfinite(std) & (std > _MIN_SCALE), std, 1.0).tolist()
     return NormParams(
@@ -155,6 +170,7 @@ def fit_normalizer(
         global_stats=Stats(center=g_center.tolist(), scale=g_scale.tolist(), n_rows=len(train)),
         label_columns=list(label_columns or []),
         target_scale=target_scale,
+        target_vol_column=target_vol_column if label_columns else None,
     )
 
 
@@ -185,19 +201,28 @@ def transform_features(
     return out
 
 
-def _scale_like(y: Any, params: NormParams, quantiles: bool) -> Any:
-    scale = np.asarray(
-        params.target_scale if params.target_scale is not None else [1.0] * len(params.label_columns)
-    )
-    scale = scale[:, None] if quantiles else scale  # (H,) -> (H, 1) to broadcast over (..., H, Q)
-    return y.new_tensor(scale) if hasattr(y, "new_tensor") else scale
+def target_scales(frame: pd.DataFrame, params: NormParams) -> np.ndarray:
+    """(n, H) divisors of the labels of ``frame``'s rows (model scale = raw / divisor).
+
+    ``sigma_t * sqrt(h)`` with a volatility column (NaN where sigma is missing or not positive, so such
+    rows are never trained on or forecast), the per-horizon training std, or ones.
+    """
+    n, h = len(frame), len(params.label_columns)
+    if params.target_vol_column is not None:
+        sigma = frame[params.target_vol_column].to_numpy(np.float64)
+        sigma = np.where(np.isfinite(sigma) & (sigma > 0), sigma, np.nan)
+        return sigma[:, None] * np.sqrt(np.arange(1, h + 1, dtype=np.float64))[None, :]  # (n,) -> (n, H)
+    if params.target_scale is not None:
+        return np.broadcast_to(np.asarray(params.target_scale, np.float64), (n, h)).copy()
+    return np.ones((n, h))
 
 
-def transform_target(y: Any, params: NormParams) -> Any:
-    """Raw log returns ``(..., H)`` (numpy or torch) -> model scale; identity without target scaling."""
-    return y / _scale_like(y, params, quantiles=False)
+def transform_target(y: Any, scales: np.ndarray) -> Any:
+    """Raw log returns ``(n, H)`` -> model scale, with the divisors of :func:`target_scales`."""
+    return y / scales
 
 
-def inverse_target(y: Any, params: NormParams, quantiles: bool = False) -> Any:
-    """Model scale -> raw log returns: ``(..., H)``, or ``(..., H, Q)`` forecasts with ``quantiles=True``."""
-    return y * _scale_like(y, params, quantiles)
+def inverse_target(y: Any, scales: np.ndarray, quantiles: bool = False) -> Any:
+    """Model scale -> raw log returns: ``(n, H)``, or ``(n, H, Q)`` forecasts with ``quantiles=True``."""
+    s = scales[..., None] if quantiles else scales  # (n, H) -> (n, H, 1) to broadcast over Q
+    return y * (y.new_tensor(s) if hasattr(y, "new_tensor") else s)

@@ -1,7 +1,9 @@
 """Validated lake tables -> the point-in-time feature frame (before normalisation), with labels.
 
 Every feature value at day t uses only rows dated t or earlier (macro: released by t); labels come
-from :mod:`stockml.features.labels`, the one module that looks forward.
+from :mod:`stockml.features.labels`, the one module that looks forward. Families: returns and realised
+vol, volatility (EWMA sigma, its log, downside vol, vol of vol, standardised return), indicators,
+sector, market, sentiment, and macro in ``config.macro_mode`` (standardised changes by default).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from stockml.features.macro import macro_features, macro_summary
 from stockml.features.panel import panel_index
 from stockml.features.returns import adjust_prices, return_features
 from stockml.features.vocab import Vocab, fit_sector_vocab
+from stockml.features.vol_features import volatility_features
 from stockml.sources.base import MarketData
 
 
@@ -62,6 +65,7 @@ def build_feature_frame(
     vocab = sector_vocab if sector_vocab is not None else fit_sector_vocab(data.stock_basic)
     parts = [
         return_features(prices, config, idx),
+        volatility_features(prices, config, idx),
         indicator_features(prices, config, idx),
         sector_features(prices, data.stock_basic, vocab),
     ]

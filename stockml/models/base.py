@@ -110,6 +110,22 @@ def monotone_quantiles(raw: Tensor, anchor: int) -> Tensor:
     return torch.cat([down, centre, up], dim=-1)
 
 
+def softplus_inverse(x: Tensor) -> Tensor:
+    """``y`` with ``softplus(y) == x`` for ``x > 0``."""
+    return x + torch.log(-torch.expm1(-x))
+
+
+def raw_from_quantiles(values: Tensor, anchor: int, min_gap: float = 1e-3) -> Tensor:
+    """Inverse of :func:`monotone_quantiles`: raw values ``(..., Q)`` that map to ``values`` (gaps below
+    ``min_gap`` are widened to it)."""
+    gaps = values.diff(dim=-1).clamp_min(min_gap)  # (..., Q-1): gap between level i and i+1
+    raw = torch.empty_like(values)
+    raw[..., anchor] = values[..., anchor]
+    raw[..., anchor + 1 :] = softplus_inverse(gaps[..., anchor:])
+    raw[..., :anchor] = softplus_inverse(gaps[..., :anchor])
+    return raw
+
+
 class QuantileHead(nn.Module):
     """Linear head to non-crossing quantiles.
 
@@ -128,6 +144,16 @@ class QuantileHead(nn.Module):
             bias.fill_(-1.0)
             bias[:, self.anchor] = 0.0
 
+    @torch.no_grad()
+    def start_at(self, values: Tensor, weight_scale: float = 0.1) -> None:
+        """Start at the quantiles ``values (H, Q)`` (e.g. the training targets' empirical quantiles):
+        biases set so that a zero input gives them, weights shrunk by ``weight_scale`` so an untrained
+        model forecasts about the unconditional distribution and training learns what inputs add."""
+        raw = raw_from_quantiles(values.to(self.proj.bias), self.anchor)  # (H, Q)
+        bias = self.proj.bias.view(-1, self.n_q)
+        bias.copy_(raw.mean(dim=0, keepdim=True) if self.per_horizon else raw)
+        self.proj.weight.mul_(weight_scale)
+
     def forward(self, h: Tensor) -> Tensor:
         raw = self.proj(h)
         if not self.per_horizon:
@@ -141,6 +167,9 @@ class ForecastModel(nn.Module):
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
     #: name of the loss in :data:`stockml.losses.LOSSES` this model is meant to train with.
     default_loss: ClassVar[str] = "pinball"
+    #: True when a forecast for one row reads other rows of its batch (a cross-section of one date): the
+    #: trainer and the predictor then batch by date; otherwise rows are independent of their batch-mates.
+    cross_sectional: ClassVar[bool] = False
 
     def __init__(self, sizes: ModelSizes, config: ModelConfig | None = None):
         super().__init__()
@@ -169,6 +198,13 @@ class ForecastModel(nn.Module):
         squares = [p.pow(2).sum() for p in self.parameters() if p.dim() >= 2]
         l2 = torch.stack(squares).sum() if squares else torch.zeros(())
         return {**self.last_outputs, "l2": l2}
+
+    def start_at_quantiles(self, values: Tensor) -> int:
+        """Start every quantile head at ``values (H, Q)``; returns how many heads there were."""
+        heads = [m for m in self.modules() if isinstance(m, QuantileHead)]
+        for head in heads:
+            head.start_at(values)
+        return len(heads)
 
     def get_last_details(self) -> dict[str, Tensor]:
         """Detached tensors from the last forward, for monitoring and logging."""

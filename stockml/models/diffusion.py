@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 from typing import Literal
 
 import torch
 from pydantic import Field
 from torch import Tensor, nn
 
-from stockml.models.base import Batch, Criterion, ForecastModel, ModelConfig, ModelSizes
+from stockml.models.base import Batch, Criterion, ForecastModel, ModelConfig, ModelSizes, median_index
 from stockml.models.blocks import StaticEmbedding, sinusoidal_encoding, with_static
 
 
@@ -94,6 +95,16 @@ class DiffusionModel(ForecastModel):
         x_k = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
         err = (self.eps_theta(x_k, k, self.encode(batch)) - eps).pow(2)
         return err.masked_fill(~valid, 0.0).sum() / valid.sum().clamp(min=1)
+
+    @torch.no_grad()
+    def start_at_quantiles(self, values: Tensor) -> int:
+        """No quantile head: the target statistics start at the median and the 5-95% spread / 3.29 of
+        ``values (H, Q)`` (a normal's), so the first samples already have about the right scale."""
+        levels = self.sizes.quantiles  # increasing
+        z = NormalDist().inv_cdf(levels[-1]) - NormalDist().inv_cdf(levels[0])
+        self.target_mean.copy_(values[:, median_index(levels)].to(self.target_mean))
+        self.target_std.copy_(((values[:, -1] - values[:, 0]) / z).clamp_min(1e-6).to(self.target_std))
+        return 0
 
     @torch.no_grad()
     def _update_stats(self, target: Tensor, valid: Tensor) -> None:

@@ -39,6 +39,7 @@ class GraphModel(ForecastModel):
     """
 
     config_class = GraphConfig
+    cross_sectional = True  # messages between the rows of one date
 
     def __init__(self, sizes: ModelSizes, config: GraphConfig | None = None):
         cfg = config or GraphConfig()

@@ -20,6 +20,7 @@ from stockml.models.base import (
     flatten_for_loss,
     member_config,
     monotone_quantiles,
+    raw_from_quantiles,
 )
 from stockml.models.blocks import StaticEmbedding, with_static
 from stockml.models.diffusion import DiffusionConfig, DiffusionModel
@@ -84,6 +85,7 @@ class HybridModel(ForecastModel):
     """
 
     config_class = HybridConfig
+    cross_sectional = True  # its graph branch mixes the rows of one date
     log_prior: Tensor
     enabled_mask: Tensor
     default_loss = "hybrid"
@@ -118,6 +120,17 @@ class HybridModel(ForecastModel):
         self.gate = nn.Linear(d, len(self.expert_names))
         nn.init.zeros_(self.gate.weight)
         nn.init.zeros_(self.gate.bias)
+
+    @torch.no_grad()
+    def start_at_quantiles(self, values: Tensor) -> int:
+        """Every quantile head (trunk, members) and each regime's head start at ``values (H, Q)``."""
+        heads = super().start_at_quantiles(values)
+        if "regime" in self.enabled_branches:
+            raw = raw_from_quantiles(values.to(self.regime_heads.bias), self.trunk_head.anchor)  # (H, Q)
+            self.regime_heads.bias.copy_(raw.expand(self.cfg.n_regimes, -1, -1).reshape(-1))
+            self.regime_heads.weight.mul_(0.1)
+            heads += 1
+        return heads
 
     def _trunk(self, batch: Batch) -> Tensor:
         x = batch["x"].transpose(1, 2)  # (B, T, F) -> (B, F, T)

@@ -31,7 +31,6 @@ from stockml.features import (
     FeatureArtifacts,
     FeatureConfig,
     FeatureMismatchError,
-    inverse_target,
     prices_from_log_returns,
 )
 from stockml.features.exogenous import SECTOR_ID
@@ -211,8 +210,7 @@ class Forecaster:
         batch["sector"] = _known_index(batch["sector"], self.model.sizes.n_sectors)
         with torch.no_grad():
             pred = self.model(batch).detach().cpu().numpy().astype(np.float64)  # (B, H, Q)
-        if norm.target_scale is not None:
-            pred = inverse_target(pred, norm, quantiles=True)
+        pred = arrays.to_raw(pred, rows)
 
         n, h, _ = pred.shape
         codes = arrays.ts_code[rows]

@@ -22,7 +22,6 @@ import pandas as pd
 
 from stockml.evaluation.run import EvalRun, evaluate, log_evaluation
 from stockml.features import FeatureArtifacts
-from stockml.models import build_model
 from stockml.registry.bundle import save_bundle
 from stockml.registry.promotion import Decision, GateConfig, Scores, decide
 from stockml.registry.tracking import (
@@ -37,7 +36,7 @@ from stockml.sources.base import MarketData
 from stockml.training.config import EvalConfig, TrainConfig
 from stockml.training.splits import DateRange, Fold
 from stockml.training.trainer import train_model
-from stockml.training.walkforward import FoldOutput, fit_on_window
+from stockml.training.walkforward import FoldOutput, fit_on_window, new_model
 from stockml.training.windows import WindowDataset
 
 CHAMPION = "champion"
@@ -208,9 +207,9 @@ def refit_full(
     window = DateRange(pd.Timestamp(labelled.min()), pd.Timestamp(labelled.max()))
     norm, vocab, arrays, sizes = fit_on_window(frame, features, labels, window, eval_cfg, n_sectors)
     train = WindowDataset.for_segment(arrays, eval_cfg.lookback, window, history_before_start=True)
-    model = build_model(name, sizes, eval_cfg.model_configs.get(name))
+    model = new_model(name, sizes, eval_cfg, train_cfg.seed)
     cfg = train_cfg.model_copy(update={"full_train": True, "max_epochs": max(1, epochs)})
-    train_model(model, train, None, cfg, by_date=name == "graph")
+    train_model(model, train, None, cfg)
     fold = Fold(index=-1, train=window, test=window, valid=None)
     return FoldOutput(fold, {}, {}, fitted={name: model}, norm=norm, symbol_vocab=vocab, sizes=sizes)
 

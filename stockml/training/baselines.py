@@ -1,37 +1,32 @@
-"""Naive baselines, evaluated on exactly the folds and targets of the models.
+"""Baselines, evaluated on exactly the folds, rows and targets of the models, always in the report.
+
+Every baseline is a pure function ``(frame, label_columns, quantiles, train, codes, dates) -> (N, H, Q)``
+raw log-return quantiles for the test samples ``(codes, dates)``, fitted on the rows dated in ``train``:
 
 ``random_walk``: median zero return; the other quantiles are the symbol's empirical h-day return
-quantiles over the training window, centred on zero (global ones for symbols unseen in training).
-``linear``: a linear quantile model on the last day's (normalised) features, fitted with the same
-trainer and pinball loss as the models.
+quantiles over the training window, centred on zero (global ones for symbols unseen in training). Skill
+is defined against it.
+``ewma_vol``, ``garch_t``, ``linear``: see :mod:`stockml.training.vol_baselines`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import numpy as np
 import pandas as pd
-from torch import Tensor
 
-from stockml.models.base import Batch, ForecastModel, ModelConfig, ModelSizes, QuantileHead
+from stockml.training.splits import DateRange
+from stockml.training.vol_baselines import ewma_vol_quantiles, garch_t_quantiles, linear_qr_quantiles
 
-BASELINES = ("random_walk", "linear")
-
-
-class LinearQuantileModel(ForecastModel):
-    """Quantiles as a linear function of the window's last feature row (non-crossing by construction)."""
-
-    config_class = ModelConfig
-
-    def __init__(self, sizes: ModelSizes, config: ModelConfig | None = None):
-        super().__init__(sizes, config)
-        self.head = QuantileHead(sizes.n_features, sizes.horizon, sizes.quantiles)
-
-    def forward(self, batch: Batch) -> Tensor:
-        return self.head(batch["x"][:, -1])  # (B, T, F) -> (B, F) -> (B, H, Q)
+# (frame, label_columns, quantiles, train window, test codes, test dates) -> (N, H, Q)
+Baseline = Callable[
+    [pd.DataFrame, list[str], tuple[float, ...], DateRange, np.ndarray, np.ndarray], np.ndarray
+]
 
 
 def random_walk_quantiles(
-    train_labels: pd.DataFrame, label_columns: list[str], quantiles: tuple[float, ...], codes: np.ndarray
+    train_labels: pd.DataFrame, label_columns: list[str], quantiles: Sequence[float], codes: np.ndarray
 ) -> np.ndarray:
     """(N, H, Q) raw log-return quantiles for the symbols ``codes``, from training-window labels only.
 
@@ -50,3 +45,24 @@ def random_walk_quantiles(
         if group[label_columns].notna().all(axis=1).sum() >= 20
     }
     return np.stack([per_symbol.get(str(c), global_q) for c in codes]).astype(np.float32)
+
+
+def _random_walk(
+    frame: pd.DataFrame,
+    label_columns: list[str],
+    quantiles: tuple[float, ...],
+    train: DateRange,
+    codes: np.ndarray,
+    dates: np.ndarray,
+) -> np.ndarray:
+    in_train = train.mask(frame["trade_date"].to_numpy())
+    train_labels = frame.loc[in_train, ["ts_code", *label_columns]]
+    return random_walk_quantiles(train_labels, label_columns, quantiles, codes)
+
+
+BASELINES: dict[str, Baseline] = {
+    "random_walk": _random_walk,
+    "ewma_vol": ewma_vol_quantiles,
+    "garch_t": garch_t_quantiles,
+    "linear": linear_qr_quantiles,
+}

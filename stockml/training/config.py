@@ -30,6 +30,7 @@ class TrainConfig(BaseModel):
     loss: str | None = None  # None: the model's default loss
     loss_config: dict[str, Any] = Field(default_factory=dict)
     progress: bool | None = None  # None: a bar on a terminal, log lines otherwise
+    start_at_quantiles: bool = True  # quantile heads start at the training targets' empirical quantiles
 
 
 class EvalConfig(BaseModel):
@@ -44,8 +45,15 @@ class EvalConfig(BaseModel):
     quantiles: tuple[float, ...] = DEFAULT_QUANTILES
     folds: int = Field(default=2, ge=1)
     test_days: int = Field(default=60, ge=1)
-    valid_days: int = Field(default=40, ge=0)
+    valid_days: int = Field(default=60, ge=0)
     min_train_days: int = Field(default=250, ge=20)
     mode: Literal["expanding", "sliding"] = "expanding"
     norm_method: Literal["zscore", "robust"] = "zscore"
-    baselines: tuple[str, ...] = ("random_walk", "linear")
+    baselines: tuple[str, ...] = ("random_walk", "ewma_vol", "garch_t", "linear")
+    # "vol": targets divided by sigma_t * sqrt(h) (sigma_t: the causal EWMA column ``vol_column``), the
+    # default; "sd": divided by each horizon's training sd (the old path, kept for comparison).
+    target: Literal["vol", "sd"] = "vol"
+    # Every model trained with seeds seed .. seed+seeds-1; the extra ones are reported as "<model>.seed<k>"
+    # (predictions and metrics only; the fitted model of a fold is seed 0's).
+    seeds: int = Field(default=1, ge=1)
+    vol_column: str = "vol_ewma"

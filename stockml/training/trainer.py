@@ -47,15 +47,25 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def _date_groups(ds: WindowDataset) -> list[np.ndarray]:
+    """Dataset positions grouped by date, in date order."""
+    days = ds.arrays.day[ds.rows]
+    order = np.argsort(days, kind="stable")
+    return np.split(order, np.flatnonzero(np.diff(days[order])) + 1) if len(order) else []
+
+
+def n_batches(ds: WindowDataset, size: int, *, by_date: bool) -> int:
+    """Batches in one pass over ``ds``: one per date when batching by date, else ceil(len / size)."""
+    return len(_date_groups(ds)) if by_date else math.ceil(len(ds) / size)
+
+
 def batches(ds: WindowDataset, size: int, *, by_date: bool, shuffle: bool, seed: int) -> Iterator[Batch]:
-    """Batches of a dataset; ``by_date`` makes each batch one date's cross-section (graph model)."""
+    """Batches of a dataset; ``by_date`` makes each batch one date's cross-section (for models that
+    declare ``cross_sectional``)."""
     if not by_date:
         yield from ds.iter_batches(size, shuffle=shuffle, seed=seed)
         return
-    days = ds.arrays.day[ds.rows]
-    order = np.argsort(days, kind="stable")
-    cuts = np.flatnonzero(np.diff(days[order])) + 1
-    groups = np.split(order, cuts)
+    groups = _date_groups(ds)
     if shuffle:
         groups = [groups[i] for i in np.random.default_rng(seed).permutation(len(groups))]
     for group in groups:
@@ -81,13 +91,11 @@ def _scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int) -
 
 
 @torch.no_grad()
-def mean_loss(
-    model: ForecastModel, ds: WindowDataset, criterion: nn.Module, cfg: TrainConfig, by_date: bool
-) -> float:
+def mean_loss(model: ForecastModel, ds: WindowDataset, criterion: nn.Module, cfg: TrainConfig) -> float:
     model.eval()
     device = next(model.parameters()).device
     total, count = 0.0, 0
-    for batch in batches(ds, cfg.batch_size, by_date=by_date, shuffle=False, seed=0):
+    for batch in batches(ds, cfg.batch_size, by_date=model.cross_sectional, shuffle=False, seed=0):
         n = len(batch["ts_code"])
         total += float(model.loss(to_device(batch, device), criterion)) * n
         count += n
@@ -99,16 +107,21 @@ def train_model(
     train: WindowDataset,
     valid: WindowDataset | None,
     cfg: TrainConfig,
-    *,
-    by_date: bool = False,
 ) -> TrainResult:
-    """Fit ``model`` in place; with a validation set, restore the best epoch's weights."""
+    """Fit ``model`` in place; with a validation set, restore the best epoch's weights.
+
+    Quantile heads first start at the training targets' empirical quantiles (``cfg.start_at_quantiles``).
+    A model that declares ``cross_sectional`` is batched by date; every other one row-independently.
+    """
     seed_everything(cfg.seed)
+    by_date = model.cross_sectional
+    if cfg.start_at_quantiles and len(train):
+        model.start_at_quantiles(empirical_quantiles(train, model.sizes.quantiles))
     device = pick_device(cfg.device)
     model.to(device)
     criterion = build_loss(cfg.loss or model.default_loss, model.sizes.quantiles, cfg.loss_config).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    per_epoch = len(train) if by_date else math.ceil(len(train) / cfg.batch_size)
+    per_epoch = n_batches(train, cfg.batch_size, by_date=by_date)
     per_epoch = min(per_epoch, cfg.max_batches_per_epoch or per_epoch)
     sched = _scheduler(opt, cfg, per_epoch * cfg.max_epochs)
     use_valid = valid is not None and len(valid) > 0 and not cfg.full_train
@@ -138,7 +151,7 @@ def train_model(
         }
         if use_valid:
             assert valid is not None
-            row["valid_loss"] = mean_loss(model, valid, criterion, cfg, by_date)
+            row["valid_loss"] = mean_loss(model, valid, criterion, cfg)
             if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 sched.step(row["valid_loss"])
         result.history.append(row)
@@ -170,6 +183,12 @@ def train_model(
     return result
 
 
+def empirical_quantiles(ds: WindowDataset, levels: tuple[float, ...]) -> torch.Tensor:
+    """(H, Q) quantiles of the dataset's model-scale targets, per horizon (the unconditional forecast)."""
+    target = ds.arrays.target[ds.rows].astype(np.float64)  # (N, H)
+    return torch.from_numpy(np.nanquantile(target, levels, axis=0).T.astype(np.float32))
+
+
 def _progress(stream: Iterator[Batch], total: int, show: bool, epoch: int) -> Iterator[Batch]:
     if not show:
         return stream
@@ -179,17 +198,14 @@ def _progress(stream: Iterator[Batch], total: int, show: bool, epoch: int) -> It
 
 
 @torch.no_grad()
-def predict(
-    model: ForecastModel, ds: WindowDataset, batch_size: int = 1024, *, by_date: bool = False
-) -> tuple[np.ndarray, np.ndarray]:
-    """Model-scale quantiles (N, H, Q) for every sample, and the dataset positions they belong to."""
+def predict(model: ForecastModel, ds: WindowDataset, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Model-scale quantiles (N, H, Q) for every sample, and the dataset positions they belong to
+    (by date for a ``cross_sectional`` model, so a forecast never sees rows of another date)."""
     model.eval()
     device = next(model.parameters()).device
     outs, order = [], []
-    if by_date:
-        days = ds.arrays.day[ds.rows]
-        idx = np.argsort(days, kind="stable")
-        groups = np.split(idx, np.flatnonzero(np.diff(days[idx])) + 1)
+    if model.cross_sectional:
+        groups = _date_groups(ds)
     else:
         groups = [np.arange(lo, min(lo + batch_size, len(ds))) for lo in range(0, len(ds), batch_size)]
     for group in groups:

@@ -13,15 +13,15 @@ import numpy as np
 import pandas as pd
 
 from stockml.columns import quantile_column
-from stockml.features import fit_normalizer, fit_symbol_vocab, inverse_target
+from stockml.features import fit_normalizer, fit_symbol_vocab
 from stockml.features.normalizer import NormParams
 from stockml.features.vocab import Vocab
 from stockml.models import ModelSizes, build_model
 from stockml.models.base import ForecastModel
-from stockml.training.baselines import LinearQuantileModel, random_walk_quantiles
+from stockml.training.baselines import BASELINES
 from stockml.training.config import EvalConfig, TrainConfig
 from stockml.training.splits import DateRange, Fold, walk_forward_folds
-from stockml.training.trainer import predict, train_model
+from stockml.training.trainer import predict, seed_everything, train_model
 from stockml.training.windows import WindowArrays, WindowDataset, build_window_arrays
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ class FoldOutput:
         self.fitted = {}
         for name, (config, weights) in fitted.items():
             assert self.sizes is not None
-            model = _model_for(name, self.sizes, EvalConfig(model_configs={name: config}))
+            model = build_model(name, self.sizes, config)
             model.load_state_dict(weights)
             self.fitted[name] = model.eval()
 
@@ -105,9 +105,14 @@ def long_predictions(ds: WindowDataset, quantiles_raw: np.ndarray, levels: tuple
     return frame
 
 
-def _model_for(name: str, sizes: ModelSizes, cfg: EvalConfig) -> ForecastModel:
-    if name == "linear":
-        return LinearQuantileModel(sizes)
+def seed_name(model: str, k: int) -> str:
+    """The report name of ``model`` trained with seed offset ``k`` > 0 (e.g. ``lstm.seed1``)."""
+    return f"{model}.seed{k}"
+
+
+def new_model(name: str, sizes: ModelSizes, cfg: EvalConfig, seed: int) -> ForecastModel:
+    """``name`` built from ``seed``: its initial weights never depend on what ran before it."""
+    seed_everything(seed)
     return build_model(name, sizes, cfg.model_configs.get(name))
 
 
@@ -133,11 +138,26 @@ def fit_on_window(
     the normalised window arrays of the whole frame, and the model sizes."""
     start, end = window.start.date(), window.end.date()
     norm = fit_normalizer(
-        frame, features, start, end, method=cfg.norm_method, label_columns=labels, normalize_target=True
+        frame,
+        features,
+        start,
+        end,
+        method=cfg.norm_method,
+        label_columns=labels,
+        normalize_target=True,
+        target_vol_column=cfg.vol_column if cfg.target == "vol" else None,
     )
     vocab = fit_symbol_vocab(frame, start, end)
     arrays = build_window_arrays(frame, norm, vocab, features)
     return norm, vocab, arrays, sizes_for(features, cfg, vocab, n_sectors)
+
+
+def _raw_forecast(model: ForecastModel, ds: WindowDataset) -> np.ndarray:
+    """(N, H, Q) raw log-return quantiles of ``ds``'s samples, in dataset order."""
+    scaled, order = predict(model, ds)
+    raw = np.empty(scaled.shape, np.float64)
+    raw[order] = ds.arrays.to_raw(scaled, ds.rows[order])
+    return raw
 
 
 def run_fold(
@@ -159,38 +179,33 @@ def run_fold(
     )
     test = WindowDataset.for_segment(arrays, cfg.lookback, fold.test, history_before_start=True)
     out = FoldOutput(fold, {}, {}, norm=norm, symbol_vocab=vocab, sizes=sizes)
-    if "random_walk" in cfg.baselines:
+    codes, dates = arrays.ts_code[test.rows], arrays.date[test.rows]
+    for name in cfg.baselines:
         began = time.perf_counter()
-        in_train = fold.train.mask(frame["trade_date"].to_numpy())
-        rw = random_walk_quantiles(
-            frame.loc[in_train, ["ts_code", *labels]], labels, cfg.quantiles, arrays.ts_code[test.rows]
-        )
-        out.predictions["random_walk"] = long_predictions(test, rw, cfg.quantiles)
-        out.seconds["random_walk"] = {"train_seconds": time.perf_counter() - began, "predict_seconds": 0.0}
-    names = [*cfg.models, *(["linear"] if "linear" in cfg.baselines else [])]
-    for name in names:
-        model = _model_for(name, sizes, cfg)
-        by_date = name == "graph"
-        result = train_model(model, train, valid, train_cfg, by_date=by_date)
-        began = time.perf_counter()
-        scaled, order = predict(model, test, by_date=by_date)
-        raw = np.empty_like(scaled)
-        raw[order] = inverse_target(scaled, norm, quantiles=True)
-        out.predictions[name] = long_predictions(test, raw, cfg.quantiles)
-        out.seconds[name] = {"train_seconds": result.seconds, "predict_seconds": time.perf_counter() - began}
-        out.history[name] = result.history
-        out.fitted[name] = model
-        importance = getattr(model, "feature_importance", None)  # PTFT: variable selection, last test batch
-        if callable(importance):
-            out.importances[name] = [float(v) for v in importance().cpu()]
-        log.info(
-            "fold %d %s: %d epochs, best %s, %.1f s",
-            fold.index,
-            name,
-            len(result.history),
-            result.best_epoch,
-            result.seconds,
-        )
+        quantiles = BASELINES[name](frame, labels, cfg.quantiles, fold.train, codes, dates)
+        out.predictions[name] = long_predictions(test, quantiles, cfg.quantiles)
+        out.seconds[name] = {"train_seconds": time.perf_counter() - began, "predict_seconds": 0.0}
+    for name in cfg.models:
+        for k in range(cfg.seeds):  # extra seeds: predictions only, named "<model>.seed<k>"
+            key = name if k == 0 else seed_name(name, k)
+            model = new_model(name, sizes, cfg, train_cfg.seed + k)
+            result = train_model(
+                model, train, valid, train_cfg.model_copy(update={"seed": train_cfg.seed + k})
+            )
+            began = time.perf_counter()
+            out.predictions[key] = long_predictions(test, _raw_forecast(model, test), cfg.quantiles)
+            out.seconds[key] = {
+                "train_seconds": result.seconds,
+                "predict_seconds": time.perf_counter() - began,
+            }
+            out.history[key] = result.history
+            log.info("fold %d %s: %d epochs, best %s, %.1f s", fold.index, key, len(result.history),
+                     result.best_epoch, result.seconds)  # fmt: skip
+            if k == 0:
+                out.fitted[name] = model
+                importance = getattr(model, "feature_importance", None)  # PTFT: variable selection
+                if callable(importance):
+                    out.importances[name] = [float(v) for v in importance().cpu()]
     return out
 
 

@@ -24,7 +24,13 @@ from torch.utils.data import Dataset
 from stockml.columns import TRADE_DATE, TS_CODE
 from stockml.features.exogenous import SECTOR_ID
 from stockml.features.frame_schema import split_columns
-from stockml.features.normalizer import NormParams, transform_features, transform_target
+from stockml.features.normalizer import (
+    NormParams,
+    inverse_target,
+    target_scales,
+    transform_features,
+    transform_target,
+)
 from stockml.features.panel import panel_index, sort_long
 from stockml.features.vocab import Vocab
 from stockml.training.splits import DateRange
@@ -38,6 +44,7 @@ class WindowArrays:
 
     x: np.ndarray  # (n, F) float32, normalised
     target: np.ndarray  # (n, H) float32, model scale, NaN where unknown
+    scale: np.ndarray  # (n, H) float64, raw label = target * scale (see target_scales)
     symbol: np.ndarray  # (n,) int64
     sector: np.ndarray  # (n,) int64
     date: np.ndarray  # (n,) datetime64[ns]
@@ -45,6 +52,10 @@ class WindowArrays:
     pos: np.ndarray  # (n,) int64, row number within the symbol
     day: np.ndarray  # (n,) int64, days since 1970-01-01
     feature_columns: list[str]
+
+    def to_raw(self, scaled: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Model-scale quantiles ``(N, H, Q)`` of rows ``rows`` -> raw log-return quantiles."""
+        return inverse_target(np.asarray(scaled, np.float64), self.scale[rows], quantiles=True)
 
 
 def build_window_arrays(
@@ -56,11 +67,12 @@ def build_window_arrays(
     features = features if features is not None else found
     norm.check_features(features)
     labels = norm.label_columns or labels
-    target = frame[labels].to_numpy(np.float64)
-    target = transform_target(target, norm) if norm.target_scale is not None else target
+    scale = target_scales(frame, norm)
+    target = transform_target(frame[labels].to_numpy(np.float64), scale)
     return WindowArrays(
         x=transform_features(frame, norm, features),
         target=target.astype(np.float32),
+        scale=scale,
         symbol=symbol_vocab.encode(frame[TS_CODE]),
         sector=frame[SECTOR_ID].to_numpy(np.int64),
         date=frame[TRADE_DATE].to_numpy("datetime64[ns]"),
@@ -78,9 +90,9 @@ def sample_rows(
     require_target: bool = True,
     history_before_start: bool = False,
 ) -> np.ndarray:
-    """Row indices of valid samples: full lookback inside one symbol, dated in ``segment``, and (by
-    default) the lookback also inside it; with ``require_target`` all H labels known."""
-    ok = arrays.pos >= lookback - 1
+    """Row indices of valid samples: full lookback inside one symbol, a finite target scale, dated in
+    ``segment``, and (by default) the lookback also inside it; with ``require_target`` all H labels known."""
+    ok = (arrays.pos >= lookback - 1) & np.isfinite(arrays.scale).all(axis=1)  # no scale, no forecast
     if segment is not None:
         ok &= segment.mask(arrays.date)
         if not history_before_start:
