@@ -60,6 +60,18 @@ TABLE_TIME_COL: dict[str, str | None] = {
 }
 
 
+# Columns a file must have; the others are optional and become NaN when absent.
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "bars": ("ts_code", "trade_date", "open", "high", "low", "close", "vol", "amount"),
+    "adj_factor": ("ts_code", "trade_date", "adj_factor"),
+    "index_daily": ("ts_code", "trade_date", "close"),
+    "stock_basic": ("ts_code",),
+    "sentiment": ("ts_code", "trade_date", "score"),
+    "macro": ("table", "series", "freq", "period_end", "value"),
+    "trade_cal": ("exchange", "cal_date", "is_open"),
+}
+
+
 def quantile_column(q: float, prefix: str = "q") -> str:
     """Column of quantile level ``q``: ``0.05 -> "q0.05"``; with a prefix ``price_q0.05``."""
     return f"{prefix}{q:g}"

@@ -1,4 +1,4 @@
-"""Evaluation: forecast metrics as pure functions, and per-horizon reports of a long prediction frame."""
+"""Stage 5, evaluation: forecast metrics (pure), aggregation per horizon, the walk-forward report and run."""
 
 from stockml.evaluation.aggregate import (
     InformationCoefficients,

@@ -1,4 +1,4 @@
-"""Point-in-time features, labels, per-symbol normalisation and vocabularies (no torch here).
+"""Stage 3, features: point-in-time features, labels, per-symbol normalisation, vocabularies (no torch).
 
 Time splits and the torch windows over a feature frame live in :mod:`stockml.training`.
 """

@@ -20,10 +20,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from stockml.columns import SOURCE_FILE, SOURCE_ROW
+from stockml.columns import REQUIRED, SOURCE_FILE, SOURCE_ROW
 from stockml.sources.base import MarketData, ReadError
 from stockml.sources.tushare_format import to_canonical
-from stockml.store.schemas import REQUIRED
 
 _SUFFIXES = (".csv", ".parquet")
 # Read code and date columns as text so leading zeros and formats survive for the gate.

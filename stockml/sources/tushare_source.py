@@ -23,6 +23,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from stockml import columns as C
+from stockml.columns import REQUIRED
 from stockml.sources.base import MarketData, ReadError
 from stockml.sources.ratelimit import RateLimiter
 from stockml.sources.tushare_errors import (
@@ -34,7 +35,6 @@ from stockml.sources.tushare_errors import (
     fatal_error,
 )
 from stockml.sources.tushare_format import melt_macro, to_canonical
-from stockml.store.schemas import REQUIRED
 
 MacroEndpoint = Literal["cn_cpi", "cn_ppi", "cn_pmi", "cn_m", "shibor"]
 MONTHLY_MACRO: tuple[MacroEndpoint, ...] = ("cn_cpi", "cn_ppi", "cn_pmi", "cn_m")  # month = YYYYMM

@@ -53,18 +53,6 @@ TABLE_TYPES: dict[str, dict[str, str]] = {
     "macro": {"table": TEXT, "series": TEXT, "freq": TEXT, "period_end": DATE, "value": NUMERIC},
     "trade_cal": {"exchange": TEXT, "cal_date": DATE, "is_open": NUMERIC},
 }
-# Columns a file must have; the others are optional and become NaN when absent.
-REQUIRED: dict[str, tuple[str, ...]] = {
-    "bars": ("ts_code", "trade_date", "open", "high", "low", "close", "vol", "amount"),
-    "adj_factor": ("ts_code", "trade_date", "adj_factor"),
-    "index_daily": ("ts_code", "trade_date", "close"),
-    "stock_basic": ("ts_code",),
-    "sentiment": ("ts_code", "trade_date", "score"),
-    "macro": ("table", "series", "freq", "period_end", "value"),
-    "trade_cal": ("exchange", "cal_date", "is_open"),
-}
-
-
 def _code(pattern: str = TS_CODE_PATTERN) -> pa.Column:
     return pa.Column(str, pa.Check.str_matches(pattern), nullable=False)
 

@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from stockml.columns import SOURCE_FILE, SOURCE_ROW
+from stockml.columns import REQUIRED, SOURCE_FILE, SOURCE_ROW
 from stockml.sources.base import MarketData, ReadError
-from stockml.store.schemas import DATE, NUMERIC, OHLC_RULES, REQUIRED, TABLE_TYPES, table_schema
+from stockml.store.schemas import DATE, NUMERIC, OHLC_RULES, TABLE_TYPES, table_schema
 
 REPORT_COLUMNS = ["table", "source_file", "row", "column", "check", "value"]
 

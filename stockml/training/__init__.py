@@ -1,1 +1,1 @@
-"""Training (one trainer for every model), baselines and honest walk-forward evaluation."""
+"""Stage 4, training: one trainer for every model, time splits, windows, baselines, walk-forward."""

@@ -1,0 +1,55 @@
+"""Walk-forward folds: a model's result is its own (seeded before it is built), seeds are reported."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from feature_helpers import synthetic_market
+
+from stockml.features import FeatureConfig, build_feature_frame
+from stockml.training.config import EvalConfig, TrainConfig
+from stockml.training.walkforward import run_walk_forward
+
+
+@pytest.fixture(scope="module")
+def features():
+    result = build_feature_frame(synthetic_market(n_symbols=4, n_days=420, seed=3), FeatureConfig(horizon=2))
+    return result
+
+
+def _run(features, models: tuple[str, ...], seeds: int = 1) -> dict[str, pd.DataFrame]:
+    cfg = EvalConfig(
+        models=models,
+        horizon=2,
+        lookback=10,
+        folds=1,
+        test_days=20,
+        valid_days=20,
+        min_train_days=150,
+        baselines=("random_walk",),
+        seeds=seeds,
+        model_configs={m: {"hidden_size": 8} for m in models},
+    )
+    train = TrainConfig(max_epochs=1, max_batches_per_epoch=3, progress=False, device="cpu")
+    (out,) = run_walk_forward(
+        features.frame,
+        features.feature_columns,
+        features.label_columns,
+        cfg,
+        train,
+        features.sector_vocab.size,
+    )
+    return out.predictions
+
+
+def test_a_model_does_not_depend_on_what_ran_before_it(features) -> None:
+    alone = _run(features, ("lstm",))["lstm"]
+    after = _run(features, ("tcn", "lstm"))["lstm"]
+    pd.testing.assert_frame_equal(alone, after)
+
+
+def test_extra_seeds_are_separate_runs(features) -> None:
+    preds = _run(features, ("lstm",), seeds=2)
+    assert set(preds) == {"random_walk", "lstm", "lstm.seed1"}
+    assert not preds["lstm"]["q0.5"].equals(preds["lstm.seed1"]["q0.5"])
+    pd.testing.assert_frame_equal(preds["lstm"], _run(features, ("lstm",))["lstm"])
