@@ -6,7 +6,8 @@ Report layout (also in the README)::
      "folds": [{"train": [d0, d1], "valid": [..] | null, "test": [d2, d3]}, ...],
      "best_baseline": name, "results": {name: {"kind": "model" | "baseline" | "seed",
                         "metrics": {... horizon 1 ...}, "per_horizon": {"1": {...}, ...},
-                        "per_fold": [...], "seeds": {... mean and sd over seeds, when run with several}}}}
+                        "per_fold": [...], "vs_baselines": {baseline: {skill_crps, t}},
+                        "seeds": {... mean and sd over seeds, when run with several}}}}
 
 Skill is against ``random_walk`` (``skill_crps``, ``skill_crps_t``) and against the best baseline of that
 horizon by CRPS (``skill_crps_best``, ``skill_crps_best_t``). Each fold lists ``feature_shift``: per feature,
@@ -90,6 +91,24 @@ def _per_fold(predictions: dict[str, pd.DataFrame], name: str, quantiles: tuple[
     return rows
 
 
+def _vs_baselines(
+    predictions: dict[str, pd.DataFrame],
+    name: str,
+    baselines: list[str],
+    by_h: dict[str, dict[int, dict[str, float]]],
+    quantiles: tuple[float, ...],
+) -> dict[str, dict[str, float | None]]:
+    """Horizon 1 (or the shortest): CRPS skill and its Newey-West t against every other baseline."""
+    out = {}
+    for base in (b for b in baselines if b != name):
+        h = 1 if 1 in by_h[name] else min(by_h[name], default=1)
+        crps, ref = by_h[name].get(h, {}).get("crps", math.nan), by_h[base].get(h, {}).get("crps", math.nan)
+        at = [p[p["horizon"] == h] for p in (predictions[name], predictions[base])]
+        gain = 1.0 - crps / ref if ref > 0 else math.nan
+        out[base] = _clean({"skill_crps": gain, "t": crps_skill_t(at[0], at[1], h, quantiles)})
+    return out
+
+
 def _significance(
     predictions: dict[str, pd.DataFrame],
     name: str,
@@ -155,6 +174,7 @@ def build_report(
             "metrics": _clean(top),
             "per_horizon": {str(h): _clean(m) for h, m in per_h.items()},
             "per_fold": _per_fold(predictions, name, quantiles),
+            "vs_baselines": _vs_baselines(predictions, name, baselines, by_h, quantiles),
         }
     for name in names:
         if kind_of(name) == "model" and any(kind_of(n) == "seed" for n in names if n.startswith(f"{name}.")):

@@ -31,7 +31,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from arch import arch_model
-from arch.utility.exceptions import ConvergenceWarning
 from scipy import stats
 from scipy.signal import lfilter
 from statsmodels.regression.quantile_regression import QuantReg
@@ -144,12 +143,10 @@ def fit_garch_t(returns: np.ndarray, min_obs: int = 250) -> GarchFit | None:
     if len(r) < min_obs:
         return None
     model = arch_model(r, mean="Zero", vol="GARCH", p=1, q=1, dist="t")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)  # handled: a flagged fit is rejected below
-        try:
-            res = model.fit(disp="off", backcast=_backcast(r))
-        except (ValueError, np.linalg.LinAlgError):
-            return None
+    try:  # no convergence warning: a flagged fit is rejected below
+        res = model.fit(disp="off", backcast=_backcast(r), show_warning=False)
+    except (ValueError, np.linalg.LinAlgError):
+        return None
     omega, alpha, beta, nu = (float(res.params[k]) for k in ("omega", "alpha[1]", "beta[1]", "nu"))
     if res.convergence_flag != 0 or not (omega > 0 and alpha + beta < 1 and nu > 2):
         return None
