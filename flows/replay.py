@@ -22,6 +22,7 @@ from prefect.cache_policies import INPUTS
 from flows.ingest import settings_for
 from stockml.config import SourceName
 from stockml.evaluation.run import data_info
+from stockml.registry import tags as T
 from stockml.registry.lifecycle import current_champion, train_and_gate
 from stockml.registry.promotion import GateConfig
 from stockml.registry.tracking import TrackingConfig, model_version_tags
@@ -69,9 +70,9 @@ def retrain(
     champion = current_champion(tracking_cfg, registered_name)
     if champion is None:
         return {"champion": None, "challenger": outcome.challenger.version}
-    window = model_version_tags(tracking_cfg, registered_name, champion.version)["stockml.eval_window"]
-    seen_to = window.split("..")[-1]  # the last day its training and selection saw
-    if dt.date.fromisoformat(seen_to) > as_of:  # a later retrain's model: using it would look ahead
+    window = model_version_tags(tracking_cfg, registered_name, champion.version)[T.EVAL_WINDOW]
+    _, seen_to = T.parse_window(window)  # the last day its training and selection saw
+    if seen_to > as_of:  # a later retrain's model: using it would look ahead
         raise RuntimeError(
             f"{registered_name} champion v{champion.version} was chosen on days to {seen_to}, after {as_of}: "
             "the replay registry is ahead of this retrain (a lost cache?); use a fresh registered name"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -9,8 +10,8 @@ from mlflow import MlflowClient
 from test_bundle import feature_frame, saved_bundle
 from test_tracking import cfg  # noqa: F401  (fixture: a fresh store under tmp_path)
 
+from stockml.registry import tags as T
 from stockml.registry.lifecycle import (
-    MODEL_TAG,
     Champion,
     Registered,
     best_model,
@@ -71,7 +72,7 @@ def test_plan_adds_the_champions_procedure_and_best_model_picks_lowest_crps() ->
 
 def _register(cfg: TrackingConfig, tmp_path: Path, name: str, tag: str) -> int:  # noqa: F811
     bundle = saved_bundle(tmp_path / tag, feature_frame(), config={"hidden_size": 4, "embedding_dim": 2})
-    return register_bundle(cfg, bundle, model_name="demo", alias="challenger", tags={MODEL_TAG: name})
+    return register_bundle(cfg, bundle, model_name="demo", alias="challenger", tags={T.MODEL_NAME: name})
 
 
 def test_promotion_both_ways_on_a_real_registry(cfg: TrackingConfig, tmp_path: Path) -> None:  # noqa: F811
@@ -112,3 +113,11 @@ def test_promotion_both_ways_on_a_real_registry(cfg: TrackingConfig, tmp_path: P
         cfg, "demo", Registered("tcn", v3, Scores(0.855, 0.88)), champion, report, GATE
     ).promote
     assert get_alias_version(cfg, "demo", "champion") == v3
+
+
+def test_evaluation_window_round_trips() -> None:
+    text = T.format_window("2024-07-08", "2024-12-31")
+    assert text == "2024-07-08..2024-12-31"
+    assert T.parse_window(text) == (dt.date(2024, 7, 8), dt.date(2024, 12, 31))
+    with pytest.raises(ValueError, match="not an evaluation window"):
+        T.parse_window("2024-07-08")

@@ -22,6 +22,7 @@ import pandas as pd
 
 from stockml.evaluation.run import EvalRun, evaluate, log_evaluation
 from stockml.features import FeatureArtifacts
+from stockml.registry import tags as T
 from stockml.registry.bundle import save_bundle
 from stockml.registry.promotion import Decision, GateConfig, Scores, decide
 from stockml.registry.tracking import (
@@ -41,8 +42,6 @@ from stockml.training.windows import WindowDataset
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-MODEL_TAG = "stockml.model_name"
-CONFIG_TAG = "stockml.model_config"
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,7 @@ def current_champion(tracking: TrackingConfig, registered_name: str) -> Champion
     if version is None:
         return None
     tags = model_version_tags(tracking, registered_name, version)
-    return Champion(version, tags[MODEL_TAG], json.loads(tags.get(CONFIG_TAG, "{}")))
+    return Champion(version, tags[T.MODEL_NAME], json.loads(tags.get(T.MODEL_CONFIG, "{}")))
 
 
 def plan_models(eval_cfg: EvalConfig, champion: Champion | None) -> EvalConfig:
@@ -97,12 +96,12 @@ def _version_tags(name: str, eval_cfg: EvalConfig, report: dict, run_id: str | N
     metrics = report["results"][name]["metrics"]
     folds = report["folds"]
     return {
-        CONFIG_TAG: json.dumps(eval_cfg.model_configs.get(name, {}), sort_keys=True),
-        "stockml.eval_window": f"{folds[0]['test'][0]}..{folds[-1]['test'][1]}" if folds else "",
-        "stockml.eval_crps": str(metrics.get("crps")),
-        "stockml.eval_coverage_90": str(metrics.get("coverage_90")),
-        "stockml.eval_skill_crps": str(metrics.get("skill_crps")),
-        **({"stockml.run_id": run_id} if run_id else {}),
+        T.MODEL_CONFIG: json.dumps(eval_cfg.model_configs.get(name, {}), sort_keys=True),
+        T.EVAL_WINDOW: T.format_window(folds[0]["test"][0], folds[-1]["test"][1]) if folds else "",
+        T.EVAL_CRPS: str(metrics.get("crps")),
+        T.EVAL_COVERAGE_90: str(metrics.get("coverage_90")),
+        T.EVAL_SKILL_CRPS: str(metrics.get("skill_crps")),
+        **({T.RUN_ID: run_id} if run_id else {}),
     }
 
 
@@ -166,7 +165,7 @@ def refit_and_register(
         features.sector_vocab.size,
         epochs,
     )
-    tags = {"stockml.refit_of": str(promoted.version), **decision.tags()}
+    tags = {T.REFIT_OF: str(promoted.version), **decision.tags()}
     final = register_version(tracking, registered_name, run, name, refit, run_id, CHAMPION, tags)
     return final, epochs
 
@@ -185,7 +184,7 @@ def gate_challenger(
     decision = decide(challenger.scores, scores_of(report, "random_walk"), gate, champ_scores, same)
     tags = decision.tags()
     if champion is not None:
-        tags["stockml.compared_with_version"] = str(champion.version)
+        tags[T.COMPARED_WITH_VERSION] = str(champion.version)
     set_version_tags(tracking, registered_name, challenger.version, tags)
     if decision.promote:
         set_alias(tracking, registered_name, CHAMPION, challenger.version)

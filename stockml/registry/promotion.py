@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from stockml.registry import tags as T
+
 
 class GateConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -60,8 +62,8 @@ class Decision:
     def tags(self) -> dict[str, str]:
         """Registry version tags recording the decision and why."""
         return {
-            "stockml.promotion": "promoted" if self.promote else "rejected",
-            "stockml.promotion_reasons": "; ".join(self.reasons),
+            T.PROMOTION: "promoted" if self.promote else "rejected",
+            T.PROMOTION_REASONS: "; ".join(self.reasons),
         }
 
 

@@ -26,6 +26,7 @@ from urllib.parse import urlparse
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
+from stockml.registry import tags as T
 from stockml.registry.bundle import BUNDLE_FILE, BundleMeta, load_bundle
 
 if TYPE_CHECKING:
@@ -270,10 +271,10 @@ def register_bundle(
     if version is None:
         raise RuntimeError(f"MLflow did not register {model_name!r}")
     version_tags = {
-        "stockml.model_name": meta.model_name,
-        "stockml.train_start": meta.train_start.isoformat(),
-        "stockml.train_end": meta.train_end.isoformat(),
-        "stockml.version": meta.stockml_version,
+        T.MODEL_NAME: meta.model_name,
+        T.TRAIN_START: meta.train_start.isoformat(),
+        T.TRAIN_END: meta.train_end.isoformat(),
+        T.VERSION: meta.stockml_version,
         **(tags or {}),
     }
     set_version_tags(cfg, model_name, int(version), version_tags)

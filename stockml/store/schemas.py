@@ -53,6 +53,8 @@ TABLE_TYPES: dict[str, dict[str, str]] = {
     "macro": {"table": TEXT, "series": TEXT, "freq": TEXT, "period_end": DATE, "value": NUMERIC},
     "trade_cal": {"exchange": TEXT, "cal_date": DATE, "is_open": NUMERIC},
 }
+
+
 def _code(pattern: str = TS_CODE_PATTERN) -> pa.Column:
     return pa.Column(str, pa.Check.str_matches(pattern), nullable=False)
 
