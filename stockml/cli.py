@@ -26,6 +26,12 @@ def _walk_forward(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--seeds", type=int, default=1, help="train every model with N seeds (mean, spread)")
     parser.add_argument(
+        "--macro",
+        choices=["changes", "levels", "none"],
+        default="changes",
+        help="macro series as standardised changes (default), raw levels, or not at all",
+    )
+    parser.add_argument(
         "--target",
         choices=["vol", "sd"],
         default="vol",
@@ -101,6 +107,7 @@ def _configs(args: argparse.Namespace):  # -> tuple[EvalConfig, TrainConfig]
         test_days=args.test_days,
         seeds=args.seeds,
         target=args.target,
+        macro_mode=args.macro,
         **{k: v for k, v in optional.items() if v is not None},
     )
     epochs = {"max_epochs": args.max_epochs} if args.max_epochs is not None else {}

@@ -45,7 +45,7 @@ class EvalRun:
 
 def feature_config_for(eval_cfg: EvalConfig) -> FeatureConfig:
     """The feature config a model evaluated under ``eval_cfg`` is bundled with (same horizon, lookback)."""
-    return FeatureConfig(horizon=eval_cfg.horizon, lookback=eval_cfg.lookback)
+    return FeatureConfig(horizon=eval_cfg.horizon, lookback=eval_cfg.lookback, macro_mode=eval_cfg.macro_mode)
 
 
 def pin_macro_series(cfg: FeatureConfig, features: FeatureResult) -> FeatureConfig:

@@ -57,3 +57,5 @@ class EvalConfig(BaseModel):
     # (predictions and metrics only; the fitted model of a fold is seed 0's).
     seeds: int = Field(default=1, ge=1)
     vol_column: str = "vol_ewma"
+    # How macro series enter the features (stockml.features.config.FeatureConfig.macro_mode).
+    macro_mode: Literal["changes", "levels", "none"] = "changes"
