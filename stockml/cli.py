@@ -28,8 +28,8 @@ def _walk_forward(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--macro",
         choices=["changes", "levels", "none"],
-        default="changes",
-        help="macro series as standardised changes (default), raw levels, or not at all",
+        default="none",
+        help="macro series in the models' features: not at all (default), standardised changes, raw levels",
     )
     parser.add_argument(
         "--target",
