@@ -26,17 +26,15 @@ def ewma_volatility(
     if not 0.0 < lam < 1.0:
         raise ValueError(f"lambda must lie in (0, 1), got {lam}")
     r = returns.to_numpy(np.float64)
+    finite = np.isfinite(r)
+    seen = np.cumsum(finite, axis=0)  # (T, S) returns seen up to and including each day
+    starts = seen[-1] >= seed_days if len(r) else np.zeros(r.shape[1], bool)
+    start = np.where(starts, np.argmax(seen >= seed_days, axis=0), len(r))  # (S,) the seed_days-th return
+    seed = np.where(finite & (seen <= seed_days), r, 0.0)
+    var = (seed**2).sum(axis=0) / seed_days  # (S,) mean square of each symbol's first seed_days returns
     out = np.full(r.shape, np.nan)
-    for j in range(r.shape[1]):
-        col = r[:, j]
-        seen = np.flatnonzero(np.isfinite(col))
-        if len(seen) < seed_days:
-            continue
-        start = seen[seed_days - 1]
-        var = float(np.mean(col[seen[:seed_days]] ** 2))
-        out[start, j] = var
-        for t in range(start + 1, len(col)):
-            if np.isfinite(col[t]):
-                var = lam * var + (1.0 - lam) * col[t] ** 2
-            out[t, j] = var
+    for t in range(len(r)):  # one step for every symbol at once
+        update = finite[t] & (t > start)
+        var = np.where(update, lam * var + (1.0 - lam) * np.where(update, r[t], 0.0) ** 2, var)
+        out[t] = np.where(t >= start, var, np.nan)
     return pd.DataFrame(np.sqrt(np.maximum(out, floor**2)), index=returns.index, columns=returns.columns)
