@@ -26,9 +26,11 @@ def ewma_volatility(
     if not 0.0 < lam < 1.0:
         raise ValueError(f"lambda must lie in (0, 1), got {lam}")
     r = returns.to_numpy(np.float64)
+    if len(r) == 0:
+        return returns.astype(np.float64)
     finite = np.isfinite(r)
     seen = np.cumsum(finite, axis=0)  # (T, S) returns seen up to and including each day
-    starts = seen[-1] >= seed_days if len(r) else np.zeros(r.shape[1], bool)
+    starts = seen[-1] >= seed_days
     start = np.where(starts, np.argmax(seen >= seed_days, axis=0), len(r))  # (S,) the seed_days-th return
     seed = np.where(finite & (seen <= seed_days), r, 0.0)
     var = (seed**2).sum(axis=0) / seed_days  # (S,) mean square of each symbol's first seed_days returns
