@@ -18,6 +18,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from stockml.evaluation.report_types import EvaluationReport
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT.parent / "shared" / "data" / "ashare_sample"
@@ -47,29 +51,36 @@ def _cell(value: object, fmt: str) -> str:
     return fmt.format(value) if isinstance(value, int | float) else "-"
 
 
-def print_table(report: dict) -> None:
-    results = report["results"]
+def print_table(report: EvaluationReport) -> None:
+    results = report.results
     print(f"{'name':<18}{'kind':<10}" + "".join(f"{c:>11}" for c, _, _ in COLUMNS))
     for name, r in results.items():
-        if r["kind"] == "seed":
+        if r.kind == "seed":
             continue
-        m = dict(r["metrics"])
-        seeds = r.get("seeds")
+        m = dict(r.metrics)
+        seeds = r.seeds
         if seeds:  # the seeds' total training time; the other columns are seed 0's
             m["train_seconds"] = sum(
-                results[n]["metrics"]["train_seconds"] for n in results if n.split(".seed")[0] == name
+                results[n].metrics["train_seconds"] for n in results if n.split(".seed")[0] == name
             )
-        print(f"{name:<18}{r['kind']:<10}" + "".join(f"{_cell(m.get(k), f):>11}" for _, k, f in COLUMNS))
+        print(f"{name:<18}{r.kind:<10}" + "".join(f"{_cell(m.get(k), f):>11}" for _, k, f in COLUMNS))
         if seeds:
             spread = ", ".join(
-                f"{k} {seeds[k + '_mean']:+.4f} +- {seeds[k + '_sd']:.4f}"
+                f"{k} {mean:+.4f} +- {sd:.4f}"
                 for k in ("skill_crps", "skill_crps_best", "coverage_90")
-                if seeds.get(k + "_mean") is not None and seeds.get(k + "_sd") is not None
+                if (mean := seeds.mean.get(k)) is not None and (sd := seeds.sd.get(k)) is not None
             )
-            print(f"{'':<18}{'seeds':<10}n={seeds['n']}: {spread}")
-    folds = report["folds"]
-    print(f"best baseline: {report.get('best_baseline')}; {len(folds)} folds, test {folds[0]['test'][0]} .. "
-          f"{folds[-1]['test'][1]}, {report['data']['rows']} feature rows")  # fmt: skip
+            print(f"{'':<18}{'seeds':<10}n={seeds.n}: {spread}")
+    folds = report.folds
+    print(f"best baseline: {report.best_baseline}; {len(folds)} folds, test {folds[0].test[0]} .. "
+          f"{folds[-1].test[1]}, {report.data.rows} feature rows")  # fmt: skip
+
+
+def read_report(path: Path) -> EvaluationReport:
+    """A report written by ``stockml evaluate --out`` (its ``report.json``)."""
+    from stockml.evaluation.report_types import EvaluationReport
+
+    return EvaluationReport.from_dict(json.loads(path.read_text()))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,13 +95,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", type=Path, default=None, help="print this report instead of running")
     parser.add_argument("--out", type=Path, default=None, help="keep the report here")
     args = parser.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
     if args.report is not None:
-        print_table(json.loads(args.report.read_text()))
+        print_table(read_report(args.report))
         return 0
     if not SAMPLE.is_dir():
         print(f"no sample data at {SAMPLE}", file=sys.stderr)
         return 2
-    sys.path.insert(0, str(ROOT))
     from stockml.cli import main as stockml_main
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -102,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         wall = time.perf_counter() - began
         print()
-        print_table(json.loads(out.read_text()))
+        print_table(read_report(out))
     print(f"wall time {wall:.0f} s (features, every fold's fits and the report)")
     return 0
 

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import time
 from pathlib import Path
 
 from prefect import flow
 
-from flows.ingest import ingest_chunk, settings_for
-from stockml.config import SourceName
-from stockml.sources.factory import make_source, resolve_universe, source_id
-from stockml.store.ingest import job_id, pending_chunks, record_job_done
-from stockml.store.lake import Lake, lake_summary
+from flows.ingest import ingest_chunk
+from stockml.config import SourceName, settings_for
+from stockml.sources.factory import make_source
+from tasks import lake as tl
+from tasks.ingest import finish_job, open_job, pending_chunks
+from tasks.timing import StageTimer
 
 
 @flow(name="backfill", log_prints=True)
@@ -31,27 +31,23 @@ def backfill(
     chunk_days: int | None = None,
 ) -> dict:
     """Ingest [start, end] chunk by chunk; returns a summary of the job and of the lake."""
-    began = time.perf_counter()
+    timer = StageTimer()
     settings = settings_for(source, data_dir, local_dir)
-    src = make_source(settings)
-    universe = resolve_universe(src, symbols or list(settings.universe))
-    lake = Lake(settings.data_dir)
-    key = source_id(settings)
-    job = job_id(key, start, end, universe)
-    todo, skipped = pending_chunks(lake, job, start, end, chunk_days or settings.ingest.chunk_days)
-    print(f"backfill {key} {start}..{end}: {len(todo) + skipped} chunks, {skipped} already done")
-    entries = [ingest_chunk(settings, src, lake, job, chunk, universe) for chunk in todo]
-    record_job_done(lake, job=job, source=key, start=start, end=end)
+    job = open_job(settings, make_source(settings), start, end, symbols)
+    todo, skipped = pending_chunks(job, chunk_days or settings.ingest.chunk_days)
+    print(f"backfill {job.source_key} {start}..{end}: {len(todo) + skipped} chunks, {skipped} already done")
+    entries = [ingest_chunk(settings, job, chunk) for chunk in todo]
+    finish_job(job)
     summary = {
-        "job": job,
-        "source": key,
+        "job": job.id,
+        "source": job.source_key,
         "chunks_run": len(todo),
         "chunks_skipped": skipped,
         "rows_inserted": sum(t["inserted"] for e in entries for t in e["tables"].values()),
         "rows_updated": sum(t["updated"] for e in entries for t in e["tables"].values()),
         "tables_used": sorted({t for e in entries for t in e["tables"]}),
-        "lake": lake_summary(lake),
-        "seconds": round(time.perf_counter() - began, 1),
+        "lake": tl.summary(job.lake),
+        "seconds": timer.elapsed(),
     }
     return summary
 

@@ -15,31 +15,37 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
-import time
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+import pandas as pd
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.states import Completed, Failed, State
 
-from flows.ingest import ingest, settings_for
-from stockml.config import Settings, SourceName
-from stockml.evaluation.run import data_info
-from stockml.registry.lifecycle import CHAMPION, best_model, current_champion, plan_models
+from flows.ingest import ingest
+from stockml.config import Settings, SourceName, settings_for
+from stockml.evaluation.report_types import EvaluationReport
+from stockml.evaluation.run import EvalRun, data_info
+from stockml.features import FeatureResult
+from stockml.registry.lifecycle import CHAMPION, Champion, plan_models, split_by_model
 from stockml.registry.promotion import GateConfig
 from stockml.registry.tracking import TrackingConfig
 from stockml.serving.daily_report import daily_markdown
+from stockml.sources.base import MarketData
 from stockml.sources.demo import DemoConfig
-from stockml.sources.factory import make_source, resolve_universe
-from stockml.store.lake import Lake, lake_summary
+from stockml.sources.factory import make_source
+from stockml.store.lake import Lake
 from stockml.training.config import EvalConfig, TrainConfig
+from stockml.training.walkforward import FoldOutput
+from tasks import ingest as ti
+from tasks import lake as tl
 from tasks import train as t
+from tasks.timing import StageTimer
 
 MARKET_TZ = ZoneInfo("Asia/Shanghai")
 DEFAULT_MODELS = ("lstm", "tcn")
-INCREMENTAL_DAYS = 7  # an incremental ingest re-reads this many calendar days before the lake's last day
 
 
 def default_as_of(settings: Settings) -> dt.date:
@@ -47,16 +53,6 @@ def default_as_of(settings: Settings) -> dt.date:
     if settings.source == "demo":
         return DemoConfig.model_validate(settings.demo).end
     return dt.datetime.now(MARKET_TZ).date()
-
-
-def ingest_start(lake: Lake, history_start: dt.date) -> dt.date:
-    """Where today's ingest begins: a few days before the lake's last bar when it already covers the
-    history, else the start of the history."""
-    summary = lake_summary(lake)
-    first, last = summary["first_date"], summary["last_date"]
-    if first is None or dt.date.fromisoformat(str(first)[:10]) > history_start:
-        return history_start
-    return max(history_start, dt.date.fromisoformat(str(last)[:10]) - dt.timedelta(days=INCREMENTAL_DAYS))
 
 
 @flow(name="daily-retrain", log_prints=True)
@@ -81,76 +77,51 @@ def daily_retrain(
     mlruns_dir: Path = Path("mlruns"),
 ) -> State:
     """Retrain, evaluate, gate and forecast as of ``as_of`` (default: today in Asia/Shanghai)."""
-    began = time.perf_counter()
+    timer = StageTimer()
     settings = settings_for(source, data_dir, local_dir)
     as_of = as_of or default_as_of(settings)
     src = make_source(settings)
     history_start = as_of - dt.timedelta(days=history_days)
-    calendar = src.trading_days(history_start, as_of + dt.timedelta(days=40))
-    summary: dict[str, Any] = {"as_of": str(as_of), "seconds": {}}
+    calendar = ti.trading_calendar(src, history_start, as_of + dt.timedelta(days=40))
+    summary: dict[str, Any] = {"as_of": str(as_of), "seconds": timer.seconds}
     if as_of not in calendar:
         summary["status"] = "non-trading day: nothing to do"
         _publish(summary, None, None)
         return Completed(message=summary["status"], data=summary)
 
     lake = Lake(settings.data_dir)
-    universe = resolve_universe(src, symbols or list(settings.universe))
-    step = time.perf_counter()
-    ingest(ingest_start(lake, history_start), as_of, settings.source, universe, settings.data_dir, local_dir)
-    summary["seconds"]["ingest"] = round(time.perf_counter() - step, 1)
+    universe = ti.universe(settings, src, symbols)
+    with timer.stage("ingest"):
+        start = ti.ingest_start(lake, history_start)
+        ingest(start, as_of, settings.source, universe, settings.data_dir, local_dir)
 
     tracking = TrackingConfig(root=mlruns_dir, tracking_uri=tracking_uri)
     gate_cfg = GateConfig(margin=margin, coverage_band=coverage_band)
     requested = EvalConfig(models=tuple(models), horizon=horizon, folds=folds, test_days=test_days)
     train_cfg = TrainConfig(max_epochs=max_epochs, seed=seed, progress=False)
-    champion = current_champion(tracking, registered_name)
+    champion = t.champion(tracking, registered_name)
     eval_cfg = plan_models(requested, champion)
-
-    step = time.perf_counter()
-    data, features = t.build_features(lake, history_start, as_of, universe, eval_cfg)
-    summary["seconds"]["features"] = round(time.perf_counter() - step, 1)
-    step = time.perf_counter()
-    parts, failed = evaluate_in_parallel(features, eval_cfg, train_cfg)
-    summary["failed_models"] = failed
-    info = data_info(settings.source, features.frame, history_start, as_of)
-    run = t.score(parts, data, features, eval_cfg, train_cfg, info)
-    summary["seconds"]["train_evaluate"] = round(time.perf_counter() - step, 1)
-    report = run.evaluation.report
-
-    step = time.perf_counter()
-    lineage = {"lake_hashes": lake.table_hashes(), "as_of": str(as_of)}
-    run_id = t.log_to_mlflow(tracking, run, lineage, f"daily-{as_of}", {"kind": "daily", "as_of": as_of})
-    summary["mlflow_run_id"] = run_id
-    candidates = tuple(m for m in requested.models if m in run.eval_cfg.models)
-    if candidates:
-        name = best_model(report, candidates)
-        challenger = t.register(tracking, registered_name, run, name, run_id)
-        decision = t.gate(tracking, registered_name, challenger, champion, run, gate_cfg)
-        summary["challenger"] = f"{registered_name} v{challenger.version} ({name})"
-        summary["decision"] = "promoted" if decision.promote else "rejected"
-        summary["reasons"] = "; ".join(decision.reasons)
-        if refit and decision.promote:
-            final = t.refit(tracking, registered_name, run, challenger, decision, run_id)
-            summary["refit"] = f"v{final.version} refitted on every labelled day is @{CHAMPION}"
-    summary["seconds"]["registry"] = round(time.perf_counter() - step, 1)
-
-    step = time.perf_counter()
-    drift = None
-    summary["quality"] = t.quality(features, as_of, universe)
-    champ = current_champion(tracking, registered_name)
-    if champ is None:
-        summary["champion"] = "none yet: no model has passed the gate, so no forecast is published"
-    else:
-        summary["champion"] = f"{registered_name} v{champ.version} ({champ.model_name})"
-        uri = f"models:/{registered_name}@{CHAMPION}"
-        preds, drift = t.forecast(tracking, uri, data, as_of, calendar)
-        preds = preds.assign(model_version=champ.version)
-        summary["predictions"] = str(lake.write_predictions(preds, as_of))
-        summary["drift_alerts"] = int(drift["alert"].sum())
-    summary["seconds"]["forecast"] = round(time.perf_counter() - step, 1)
-    summary["seconds"]["total"] = round(time.perf_counter() - began, 1)
+    with timer.stage("features"):
+        data, features = t.build_features(lake, history_start, as_of, universe, eval_cfg)
+    with timer.stage("train_evaluate"):
+        parts, failed = evaluate_in_parallel(features, eval_cfg, train_cfg)
+        summary["failed_models"] = failed
+        info = data_info(settings.source, features.frame, history_start, as_of)
+        run = t.score(parts, data, features, eval_cfg, train_cfg, info)
+    with timer.stage("registry"):
+        lineage = tl.lineage(lake, as_of)
+        run_id = t.log_to_mlflow(tracking, run, lineage, f"daily-{as_of}", {"kind": "daily", "as_of": as_of})
+        summary["mlflow_run_id"] = run_id
+        summary |= register_and_gate(
+            tracking, registered_name, run, requested, champion, gate_cfg, refit, run_id
+        )
+    with timer.stage("forecast"):
+        summary["quality"] = t.quality(features, as_of, universe)
+        published, drift = forecast_with_champion(tracking, registered_name, lake, data, as_of, calendar)
+        summary |= published
+    summary["seconds"]["total"] = timer.elapsed()
     summary["status"] = f"partially failed: {', '.join(failed)}" if failed else "completed"
-    _publish(summary, report, drift)
+    _publish(summary, run.evaluation.report, drift)
     if failed:
         return Failed(
             message=f"partially failed: {'; '.join(f'{m}: {w}' for m, w in failed.items())}", data=summary
@@ -159,16 +130,14 @@ def daily_retrain(
 
 
 def evaluate_in_parallel(
-    features: Any, eval_cfg: EvalConfig, train_cfg: TrainConfig
-) -> tuple[list[Any], dict[str, str]]:
+    features: FeatureResult, eval_cfg: EvalConfig, train_cfg: TrainConfig
+) -> tuple[list[list[FoldOutput]], dict[str, str]]:
     """One walk-forward task per model plus one for the baselines, all submitted at once; a failed
     model is recorded (name -> error) and the others go on."""
     logger = get_run_logger()
-    alone = {
-        name: eval_cfg.model_copy(update={"models": (name,), "baselines": ()}) for name in eval_cfg.models
-    }
+    baselines_cfg, alone = split_by_model(eval_cfg)
     futures = {name: t.evaluate_model.submit(features, cfg, train_cfg) for name, cfg in alone.items()}
-    baselines = t.evaluate_model.submit(features, eval_cfg.model_copy(update={"models": ()}), train_cfg)
+    baselines = t.evaluate_model.submit(features, baselines_cfg, train_cfg)
     parts, failed = [baselines.result()], {}
     for name, future in futures.items():
         try:
@@ -179,7 +148,57 @@ def evaluate_in_parallel(
     return parts, failed
 
 
-def _publish(summary: dict, report: dict | None, drift: Any) -> None:
+def register_and_gate(
+    tracking: TrackingConfig,
+    registered_name: str,
+    run: EvalRun,
+    requested: EvalConfig,
+    champion: Champion | None,
+    gate_cfg: GateConfig,
+    refit: bool,
+    run_id: str,
+) -> dict[str, str]:
+    """The best requested model that finished becomes ``@challenger`` and meets the gate; a promoted one
+    is refitted when ``refit``. Returns the summary's lines (none when every requested model failed)."""
+    challenger = t.register(tracking, registered_name, run, requested.models, run_id)
+    if challenger is None:
+        return {}
+    decision = t.gate(tracking, registered_name, challenger, champion, run, gate_cfg)
+    lines = {
+        "challenger": f"{registered_name} v{challenger.version} ({challenger.name})",
+        "decision": "promoted" if decision.promote else "rejected",
+        "reasons": "; ".join(decision.reasons),
+    }
+    if refit and decision.promote:
+        final = t.refit(tracking, registered_name, run, challenger, decision, run_id)
+        lines["refit"] = f"v{final.version} refitted on every labelled day is @{CHAMPION}"
+    return lines
+
+
+def forecast_with_champion(
+    tracking: TrackingConfig,
+    registered_name: str,
+    lake: Lake,
+    data: MarketData,
+    as_of: dt.date,
+    calendar: list[dt.date],
+) -> tuple[dict[str, Any], pd.DataFrame | None]:
+    """The ``@champion``'s forecast from ``as_of``, written to the lake: the summary's lines and the drift
+    table (None when no model has passed the gate yet)."""
+    champion = t.champion(tracking, registered_name)
+    if champion is None:
+        return {"champion": "none yet: no model has passed the gate, so no forecast is published"}, None
+    preds, drift = t.forecast(tracking, f"models:/{registered_name}@{CHAMPION}", data, as_of, calendar)
+    path = tl.write_predictions(lake, preds.assign(model_version=champion.version), as_of)
+    lines = {
+        "champion": f"{registered_name} v{champion.version} ({champion.model_name})",
+        "predictions": str(path),
+        "drift_alerts": int(drift["alert"].sum()),
+    }
+    return lines, drift
+
+
+def _publish(summary: dict, report: EvaluationReport | None, drift: pd.DataFrame | None) -> None:
     markdown = daily_markdown(summary, report, drift)
     create_markdown_artifact(markdown, key="daily-retrain", description=f"daily retrain {summary['as_of']}")
     print(markdown)

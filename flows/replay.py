@@ -16,68 +16,19 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from prefect import flow, task
-from prefect.cache_policies import INPUTS
+from prefect import flow
 
-from flows.ingest import settings_for
-from stockml.config import SourceName
-from stockml.evaluation.run import data_info
-from stockml.registry import tags as T
-from stockml.registry.lifecycle import current_champion, train_and_gate
+from stockml.config import SourceName, settings_for
 from stockml.registry.promotion import GateConfig
-from stockml.registry.tracking import TrackingConfig, model_version_tags
+from stockml.registry.replay import REPLAY, ReplayConfig, forecast_version, retrain_days
+from stockml.registry.tracking import TrackingConfig
 from stockml.sources.factory import make_source
-from stockml.store.lake import Lake, frame_hash, read_market
+from stockml.store.lake import Lake
 from stockml.training.config import EvalConfig, TrainConfig
+from tasks import lake as tl
 from tasks import train as t
-
-REPLAY = "replay"
-
-
-def retrain_days(days: list[dt.date], every: int) -> list[dt.date]:
-    return days[:: max(1, every)]
-
-
-@task(name="replay-retrain", cache_policy=INPUTS, persist_result=True)
-def retrain(
-    lake_root: str,
-    as_of: dt.date,
-    history_days: int,
-    symbols: list[str] | None,
-    config: dict,
-    data_hash: str,
-    tracking: dict,
-    registered_name: str,
-) -> dict[str, int | None]:
-    """Train and gate as of ``as_of``: ``{"champion": version or None, "challenger": version}`` afterwards.
-    Cached on all inputs: ``data_hash`` identifies the bars it reads, ``config`` everything else."""
-    lake = Lake(Path(lake_root))
-    start = as_of - dt.timedelta(days=history_days)
-    data = read_market(lake, start, as_of, symbols)
-    tracking_cfg = TrackingConfig.model_validate(tracking)
-    outcome = train_and_gate(
-        data,
-        EvalConfig.model_validate(config["eval"]),
-        TrainConfig.model_validate(config["train"]),
-        tracking_cfg,
-        registered_name,
-        GateConfig.model_validate(config["gate"]),
-        info=data_info(config["source"], data.bars, start, as_of) | {"data_hash": data_hash},
-        lineage={"bars_hash": data_hash, "as_of": str(as_of)},
-        run_name=f"replay-{as_of}",
-        tags={"kind": "replay", "as_of": str(as_of)},
-    )
-    champion = current_champion(tracking_cfg, registered_name)
-    if champion is None:
-        return {"champion": None, "challenger": outcome.challenger.version}
-    window = model_version_tags(tracking_cfg, registered_name, champion.version)[T.EVAL_WINDOW]
-    _, seen_to = T.parse_window(window)  # the last day its training and selection saw
-    if seen_to > as_of:  # a later retrain's model: using it would look ahead
-        raise RuntimeError(
-            f"{registered_name} champion v{champion.version} was chosen on days to {seen_to}, after {as_of}: "
-            "the replay registry is ahead of this retrain (a lost cache?); use a fresh registered name"
-        )
-    return {"champion": champion.version, "challenger": outcome.challenger.version}
+from tasks.ingest import trading_calendar
+from tasks.replay import retrain
 
 
 @flow(name="replay", log_prints=True)
@@ -103,46 +54,43 @@ def replay(
     """Forecasts as of every trading day in [start, end], retraining every ``retrain_every`` days."""
     settings = settings_for(source, data_dir, local_dir)
     tracking = TrackingConfig(root=mlruns_dir, tracking_uri=tracking_uri)
-    lake = Lake(settings.data_dir)
-    src = make_source(settings)
-    days = src.trading_days(start, end)
-    calendar = src.trading_days(start, end + dt.timedelta(days=40))
-    config = {
-        "eval": EvalConfig(models=tuple(models), folds=folds, test_days=test_days).model_dump(mode="json"),
-        "train": TrainConfig(max_epochs=max_epochs, progress=False).model_dump(mode="json"),
-        "gate": GateConfig(coverage_band=coverage_band).model_dump(mode="json"),
-        "source": settings.source,
-    }
+    lake, src, history = Lake(settings.data_dir), make_source(settings), dt.timedelta(days=history_days)
+    days = trading_calendar(src, start, end)
+    calendar = trading_calendar(src, start, end + dt.timedelta(days=40))
+    config = ReplayConfig(
+        eval=EvalConfig(models=tuple(models), folds=folds, test_days=test_days),
+        train=TrainConfig(max_epochs=max_epochs, progress=False),
+        gate=GateConfig(coverage_band=coverage_band),
+        source=settings.source,
+    )
+    # plain values in the retrain task's cache key, so that it is the same in every process
+    config_json, tracking_json = config.model_dump(mode="json"), json.loads(tracking.model_dump_json())
     retrains = retrain_days(days, retrain_every)
     written, skipped, versions = 0, 0, {}
     for day in days:
-        if lake.predictions_path(day, REPLAY).exists():
+        if tl.has_forecast(lake, day, REPLAY):
             skipped += 1
             continue
         anchor = max(r for r in retrains if r <= day)
         if anchor not in versions:
-            bars = read_market(lake, anchor - dt.timedelta(days=history_days), anchor, symbols).bars
             versions[anchor] = retrain(
-                str(lake.root.resolve()),
-                anchor,
-                history_days,
-                symbols,
-                config,
-                frame_hash("bars", bars.drop(columns=["source_file", "source_row"], errors="ignore")),
-                json.loads(tracking.model_dump_json()),
-                registered_name,
+                lake_root=str(lake.root.resolve()),
+                as_of=anchor,
+                history_days=history_days,
+                symbols=symbols,
+                config=config_json,
+                data_hash=tl.bars_hash(lake, anchor - history, anchor, symbols),
+                tracking=tracking_json,
+                registered_name=registered_name,
             )
-        version, role = versions[anchor]["champion"], "champion"
-        if version is None and with_challenger:
-            version, role = versions[anchor]["challenger"], "challenger"
+        version, role = forecast_version(versions[anchor], with_challenger)
         if version is None:
             print(f"{day}: no champion yet after the retrain of {anchor}; no forecast")
             continue
-        data = read_market(lake, day - dt.timedelta(days=history_days), day, symbols)
-        uri = f"models:/{registered_name}/{version}"
-        preds, _ = t.forecast(tracking, uri, data, day, calendar)
+        data = tl.read_market(lake, day - history, day, symbols)
+        preds, _ = t.forecast(tracking, f"models:/{registered_name}/{version}", data, day, calendar)
         preds = preds.assign(model_version=version, model_role=role, retrained_on=anchor)
-        lake.write_predictions(preds, day, REPLAY)
+        tl.write_predictions(lake, preds, day, REPLAY)
         written += 1
     return {
         "days": len(days),

@@ -12,6 +12,10 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from stockml.evaluation.report_types import EvaluationReport
 
 DEFAULT_HISTORY_DAYS = 3 * 365
 
@@ -60,19 +64,17 @@ def _common(parser: argparse.ArgumentParser, dated: bool = True) -> None:
 
 
 def _market(args: argparse.Namespace):  # -> tuple[Settings, MarketData]
-    from stockml.config import load_settings
-    from stockml.sources.factory import make_source, resolve_universe, source_id
-    from stockml.store.ingest import ingest_range
-    from stockml.store.lake import Lake, read_market
+    from stockml.config import settings_for
+    from stockml.sources.factory import make_source
+    from stockml.store.ingest import ingest_job, ingest_range
+    from stockml.store.lake import read_market
 
-    overrides = {"source": args.source, "data_dir": args.data_dir, "local_dir": args.local_dir}
-    settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    settings = settings_for(args.source, args.data_dir, args.local_dir)
     start = args.start or args.end - dt.timedelta(days=DEFAULT_HISTORY_DAYS)
-    source = make_source(settings)
-    universe = resolve_universe(source, args.symbols or list(settings.universe))
-    lake = Lake(settings.data_dir)
-    ingest_range(lake, source, source_id(settings), start, args.end, universe, settings.ingest.chunk_days)
-    return settings, read_market(lake, start, args.end, universe), start
+    job = ingest_job(settings, make_source(settings), start, args.end, args.symbols)
+    chunk_days = settings.ingest.chunk_days
+    ingest_range(job.lake, job.source, job.source_key, start, args.end, job.universe, chunk_days)
+    return settings, read_market(job.lake, start, args.end, job.universe), start
 
 
 def cmd_features(args: argparse.Namespace) -> int:
@@ -90,10 +92,9 @@ def cmd_features(args: argparse.Namespace) -> int:
 
 
 def _lineage(settings) -> dict:  # type: ignore[no-untyped-def]
-    from stockml.store.lake import Lake
+    from stockml.store.lake import Lake, lake_lineage
 
-    lake = Lake(settings.data_dir)
-    return {"lake_hashes": lake.table_hashes()}
+    return lake_lineage(Lake(settings.data_dir))
 
 
 def _configs(args: argparse.Namespace):  # -> tuple[EvalConfig, TrainConfig]
@@ -114,14 +115,13 @@ def _configs(args: argparse.Namespace):  # -> tuple[EvalConfig, TrainConfig]
     return eval_cfg, TrainConfig(seed=args.seed, **epochs)
 
 
-def _print_table(report: dict) -> None:
+def _print_table(report: EvaluationReport) -> None:
     keys = ["crps", "skill_crps", "skill_crps_t", "skill_crps_best", "skill_crps_best_t", "rank_ic"]
     keys.append("coverage_90")
     print(f"{'name':<18}{'kind':<10}" + "".join(f"{k:>18}" for k in keys))
-    for name, r in report["results"].items():
-        m = r["metrics"]
-        print(f"{name:<18}{r['kind']:<10}" + "".join(f"{_fmt(m.get(k)):>18}" for k in keys))
-    print(f"best baseline: {report.get('best_baseline')}")
+    for name, r in report.results.items():
+        print(f"{name:<18}{r.kind:<10}" + "".join(f"{_fmt(r.metrics.get(k)):>18}" for k in keys))
+    print(f"best baseline: {report.best_baseline}")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -136,9 +136,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if not args.no_mlflow:
         tracking = TrackingConfig(tracking_uri=args.tracking_uri)
         name = f"evaluate-{'-'.join(eval_cfg.models)}"
-        report["mlflow_run_id"] = log_evaluation(tracking, run, _lineage(settings), name)
+        report = report.with_run_id(log_evaluation(tracking, run, _lineage(settings), name))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2, default=str))
+    args.out.write_text(json.dumps(report.to_dict(), indent=2, default=str))
     print(f"wrote {args.out}")
     _print_table(report)
     return 0
@@ -173,25 +173,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     _print_table(outcome.report)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        report = outcome.report | {"mlflow_run_id": outcome.run_id}
-        args.out.write_text(json.dumps(report, indent=2, default=str))
+        report = outcome.report.with_run_id(outcome.run_id)
+        args.out.write_text(json.dumps(report.to_dict(), indent=2, default=str))
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from stockml.registry.tracking import TrackingConfig, load_forecaster
-    from stockml.serving.prediction import prediction_frame, with_target_dates
-
-    model = load_forecaster(TrackingConfig(tracking_uri=args.tracking_uri), args.model_uri)
-    forecaster = model.unwrap_python_model().forecaster
-    args.end, args.start = args.as_of, args.as_of - dt.timedelta(days=args.history_days)
-    settings, data, _ = _market(args)
-    frame = prediction_frame(data, forecaster.feature_config, forecaster.artifacts.sector_vocab)
-    preds = model.predict(frame, params={"as_of": args.as_of.isoformat()})
+    from stockml.serving.forecast import forecast_with
     from stockml.sources.factory import make_source
 
+    model = load_forecaster(TrackingConfig(tracking_uri=args.tracking_uri), args.model_uri)
+    args.end, args.start = args.as_of, args.as_of - dt.timedelta(days=args.history_days)
+    settings, data, _ = _market(args)
     calendar = make_source(settings).trading_days(args.as_of, args.as_of + dt.timedelta(days=60))
-    preds = with_target_dates(preds, calendar)
+    preds = forecast_with(model, data, args.as_of, calendar).predictions
     args.out.parent.mkdir(parents=True, exist_ok=True)
     preds.to_parquet(args.out, index=False)
     print(f"wrote {args.out}: {preds['ts_code'].nunique()} symbols x {preds['horizon'].max()} horizons")

@@ -86,3 +86,12 @@ def load_settings(**overrides: object) -> Settings:
             for err in exc.errors()
         )
         raise SettingsError(f"invalid settings ({config_file}, .env, STOCKML_*): {problems}") from exc
+
+
+def settings_for(
+    source: SourceName | None = None, data_dir: Path | None = None, local_dir: Path | None = None
+) -> Settings:
+    """The settings with a run's source and folders on top (the CLI's options, a flow's parameters);
+    None keeps the configured value."""
+    overrides = {"source": source, "data_dir": data_dir, "local_dir": local_dir}
+    return load_settings(**{k: v for k, v in overrides.items() if v is not None})

@@ -1,7 +1,8 @@
 """Prefect tasks around the training library: features, per-model evaluation, tracking, registry, forecast.
 
 Tasks take and return plain library objects; no caching here (their inputs are frames, and the daily flow
-runs once a day): the replay backfill adds its own cache keys.
+runs once a day): the replay backfill adds its own cache keys. Only the registry's reads retry: a retried
+write could register or log twice.
 """
 
 from __future__ import annotations
@@ -10,27 +11,29 @@ import datetime as dt
 
 import pandas as pd
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 
-from stockml.evaluation.run import EvalRun, assemble, feature_config_for, log_evaluation, walk_forward
+from stockml.evaluation.run import EvalRun, feature_config_for, log_evaluation, walk_forward
 from stockml.features import FeatureResult, build_feature_frame
 from stockml.registry.lifecycle import (
     Champion,
     Registered,
+    current_champion,
     gate_challenger,
     refit_and_register,
-    register_version,
+    register_challenger,
+    score_parts,
 )
 from stockml.registry.promotion import Decision, GateConfig
 from stockml.registry.tracking import TrackingConfig, load_forecaster
-from stockml.serving.drift import drift_table, quality_summary
-from stockml.serving.prediction import prediction_frame, with_target_dates
+from stockml.serving.drift import quality_summary
+from stockml.serving.forecast import forecast_with
 from stockml.sources.base import MarketData
 from stockml.store.lake import Lake, read_market
 from stockml.training.config import EvalConfig, TrainConfig
-from stockml.training.walkforward import FoldOutput, merge_fold_outputs
+from stockml.training.walkforward import FoldOutput
+from tasks import PLAIN
 
-PLAIN = {"cache_policy": NO_CACHE, "persist_result": False}
+REGISTRY_READ_RETRIES = {"retries": 2, "retry_delay_seconds": 2}
 
 
 @task(name="features", **PLAIN)
@@ -57,9 +60,7 @@ def score(
     info: dict,
 ) -> EvalRun:
     """Join the per-model walk-forwards (same folds) and score everyone against ``random_walk``."""
-    outputs = merge_fold_outputs(parts)
-    done = tuple(m for m in eval_cfg.models if outputs and m in outputs[0].predictions)
-    return assemble(outputs, data, features, eval_cfg.model_copy(update={"models": done}), train_cfg, info)
+    return score_parts(parts, data, features, eval_cfg, train_cfg, info)
 
 
 @task(name="log-evaluation", **PLAIN)
@@ -67,11 +68,17 @@ def log_to_mlflow(tracking: TrackingConfig, run: EvalRun, lineage: dict, name: s
     return log_evaluation(tracking, run, lineage, name, tags)
 
 
+@task(name="champion", **REGISTRY_READ_RETRIES, **PLAIN)
+def champion(tracking: TrackingConfig, registered_name: str) -> Champion | None:
+    return current_champion(tracking, registered_name)
+
+
 @task(name="register-challenger", **PLAIN)
 def register(
-    tracking: TrackingConfig, registered_name: str, run: EvalRun, name: str, run_id: str
-) -> Registered:
-    return register_version(tracking, registered_name, run, name, run.outputs[-1], run_id)
+    tracking: TrackingConfig, registered_name: str, run: EvalRun, requested: tuple[str, ...], run_id: str
+) -> Registered | None:
+    """The best requested model that was scored, as ``@challenger``; None when every one failed."""
+    return register_challenger(tracking, registered_name, run, requested, run_id)
 
 
 @task(name="promotion-gate", **PLAIN)
@@ -103,13 +110,8 @@ def forecast(
     tracking: TrackingConfig, model_uri: str, data: MarketData, as_of: dt.date, calendar: list[dt.date]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The model at ``model_uri`` forecasts from ``as_of``: (forecast table, drift table)."""
-    model = load_forecaster(tracking, model_uri)
-    forecaster = model.unwrap_python_model().forecaster
-    frame = prediction_frame(data, forecaster.feature_config, forecaster.artifacts.sector_vocab)
-    preds = model.predict(frame, params={"as_of": as_of.isoformat()})
-    preds = with_target_dates(preds, calendar).assign(model_uri=model_uri)
-    window = (forecaster.meta.train_start, forecaster.meta.train_end)
-    return preds, drift_table(frame, forecaster.feature_columns, window)
+    result = forecast_with(load_forecaster(tracking, model_uri), data, as_of, calendar)
+    return result.predictions.assign(model_uri=model_uri), result.drift()
 
 
 @task(name="data-quality", **PLAIN)

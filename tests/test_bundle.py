@@ -16,6 +16,7 @@ from stockml.features import (
     FeatureConfig,
     FeatureMismatchError,
     Vocab,
+    feature_groups,
     fit_normalizer,
     fit_symbol_vocab,
     inverse_target,
@@ -26,6 +27,7 @@ from stockml.models import ForecastModel, ModelSizes, build_model
 from stockml.registry.bundle import BUNDLE_FILE, STATE_FILE, Forecaster, load_bundle, save_bundle
 
 FEATURES = ["logret_1", "rv_5", "vol_z", "rsi"]
+GROUPS = feature_groups(FEATURES)  # as fit_on_window records them
 LABELS = ["label_h1", "label_h2", "label_h3"]
 H, T = 3, 10
 CODES = ("000001.SZ", "600000.SH", "600519.SH")
@@ -61,12 +63,15 @@ def fit_artifacts(frame: pd.DataFrame) -> FeatureArtifacts:
     return FeatureArtifacts(norm, fit_symbol_vocab(frame, *TRAIN), Vocab(name="sector", tokens=("a", "b")))
 
 
-def trained_model(name: str, artifacts: FeatureArtifacts, config: dict) -> tuple[ForecastModel, ModelSizes]:
+def trained_model(
+    name: str, artifacts: FeatureArtifacts, config: dict, groups: dict[str, list[int]] | None = GROUPS
+) -> tuple[ForecastModel, ModelSizes]:
     sizes = ModelSizes(
         n_features=len(FEATURES),
         horizon=H,
         n_symbols=artifacts.symbol_vocab.size,
         n_sectors=artifacts.sector_vocab.size,
+        feature_groups=groups,
     )
     torch.manual_seed(0)
     model = build_model(name, sizes, config)
@@ -76,10 +81,16 @@ def trained_model(name: str, artifacts: FeatureArtifacts, config: dict) -> tuple
     return model, sizes
 
 
-def saved_bundle(tmp_path: Path, frame: pd.DataFrame, name: str = "lstm", config: dict | None = None) -> Path:
+def saved_bundle(
+    tmp_path: Path,
+    frame: pd.DataFrame,
+    name: str = "lstm",
+    config: dict | None = None,
+    groups: dict[str, list[int]] | None = GROUPS,
+) -> Path:
     artifacts = fit_artifacts(frame)
     config = config if config is not None else {"hidden_size": 8, "embedding_dim": 2}
-    model, sizes = trained_model(name, artifacts, config)
+    model, sizes = trained_model(name, artifacts, config, groups)
     return save_bundle(
         tmp_path / "bundle",
         model=model,
@@ -104,6 +115,7 @@ def direct_forecast(forecaster: Forecaster, frame: pd.DataFrame, ends: dict[str,
         "x": torch.from_numpy(np.stack([transform_features(w, norm) for w in windows])),  # (N, T, F)
         "symbol": torch.from_numpy(vocab.encode([w["ts_code"].iloc[-1] for w in windows])),
         "sector": torch.tensor([int(w["sector_id"].iloc[-1]) for w in windows]),
+        "date": torch.tensor([w["trade_date"].iloc[-1].toordinal() for w in windows]),  # graph: per date
     }
     forecaster.model.eval()
     with torch.no_grad():
@@ -123,6 +135,7 @@ def as_cube(out: pd.DataFrame) -> np.ndarray:
         ("lstm", {"hidden_size": 8, "embedding_dim": 2}),
         ("diffusion", {"hidden_size": 8, "embedding_dim": 2, "n_steps": 4, "n_samples": 16}),
         ("graph", {"hidden_size": 8, "embedding_dim": 2, "n_layers": 1}),
+        ("multibranch", {"hidden_size": 8, "embedding_dim": 2}),
     ],
 )
 def test_load_gives_the_models_own_forecasts(tmp_path: Path, name: str, config: dict) -> None:
@@ -134,10 +147,13 @@ def test_load_gives_the_models_own_forecasts(tmp_path: Path, name: str, config: 
     assert meta["model_name"] == name and meta["model_config"]["hidden_size"] == 8
     assert meta["feature_columns"] == FEATURES and meta["lookback"] == T and meta["horizon"] == H
     assert meta["sizes"]["n_symbols"] == 4 and meta["feature_config"]["lookback"] == T
+    groups = {"price": [0], "volatility": [1], "volume": [2], "indicator": [3]}
+    assert meta["sizes"]["feature_groups"] == groups
     assert (meta["train_start"], meta["train_end"]) == ("2021-01-04", "2021-04-30")
     assert meta["quantiles"] == [0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95] and meta["stockml_version"]
 
     forecaster = load_bundle(folder)
+    assert forecaster.model.sizes.feature_groups == GROUPS  # rebuilt with the same sizes
     out = forecaster.predict(frame)
     assert list(out.columns) == ["ts_code", "as_of", "horizon", *QCOLS]
     last = frame.groupby("ts_code")["trade_date"].max()
@@ -148,6 +164,21 @@ def test_load_gives_the_models_own_forecasts(tmp_path: Path, name: str, config: 
     )
     assert (np.diff(out[QCOLS].to_numpy(), axis=1) >= 0).all()  # quantiles do not cross
     pd.testing.assert_frame_equal(load_bundle(folder).predict(frame), out)  # deterministic
+
+
+def test_a_bundle_saved_before_sizes_carried_feature_groups_still_loads(tmp_path: Path) -> None:
+    frame = feature_frame()
+    folder = saved_bundle(tmp_path, frame, "multibranch", groups=None)  # trained on two halves
+    meta = json.loads((folder / BUNDLE_FILE).read_text())
+    assert meta["sizes"].pop("feature_groups") is None  # older bundles: null, or no key at all
+    (folder / BUNDLE_FILE).write_text(json.dumps(meta))
+    forecaster = load_bundle(folder)
+    assert forecaster.model.sizes.feature_groups is None
+    assert list(forecaster.model.branches) == ["price", "indicator"]
+    last = frame.groupby("ts_code")["trade_date"].max()
+    np.testing.assert_allclose(
+        as_cube(forecaster.predict(frame)), direct_forecast(forecaster, frame, dict(last)), rtol=0, atol=1e-6
+    )
 
 
 def test_as_of_picks_that_day_and_ignores_later_rows(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ from stockml.features import (
     transform_features,
     transform_target,
 )
-from stockml.features.vocab import UNKNOWN, fit_vocab
+from stockml.features.vocab import UNKNOWN, Vocab, fit_vocab
 
 START, END = dt.date(2021, 5, 1), dt.date(2021, 9, 30)
 
@@ -196,3 +196,21 @@ def test_vocabularies(built: tuple[pd.DataFrame, list[str], list[str]], tmp_path
     artifacts.save(tmp_path)
     assert FeatureArtifacts.load(tmp_path) == artifacts
     assert fit_vocab([], "empty").size == 1
+
+
+def test_fitted_transforms_share_one_versioned_json_format(
+    built: tuple[pd.DataFrame, list[str], list[str]], tmp_path: Path
+) -> None:
+    frame, features, _ = built
+    for obj, cls, what in [
+        (fit(frame, features), NormParams, "NormParams"),
+        (fit_vocab(["b", "a"], "symbol", START, END), Vocab, "vocabulary"),
+    ]:
+        path = obj.save(tmp_path / what / "fitted.json")
+        assert path.read_text(encoding="utf-8") == obj.model_dump_json(indent=1)  # the format as before
+        assert [p.name for p in path.parent.iterdir()] == [path.name]  # nothing left aside
+        assert cls.load(path) == obj
+        stale = json.loads(path.read_text(encoding="utf-8")) | {"version": 0}
+        path.write_text(json.dumps(stale), encoding="utf-8")
+        with pytest.raises(ValueError, match=f"{what} version 0, this code reads 1"):
+            cls.load(path)

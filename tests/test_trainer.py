@@ -9,7 +9,7 @@ import torch
 from stockml.losses import build_loss
 from stockml.models import ModelSizes, build_model
 from stockml.training.config import TrainConfig
-from stockml.training.trainer import mean_loss, predict, train_model
+from stockml.training.trainer import batches, mean_loss, n_batches, predict, train_model
 from stockml.training.windows import WindowArrays, WindowDataset
 
 T, F, H = 8, 3, 2
@@ -80,3 +80,30 @@ def test_same_seed_same_model() -> None:
     pa, _ = predict(a, train)
     pb, _ = predict(b, train)
     np.testing.assert_array_equal(pa, pb)
+
+
+def test_date_batches_pack_whole_dates() -> None:
+    """By date, whole dates are packed into batches of about batch_size rows: 3 symbols x 40 dates in
+    batches of 10 rows -> 3 dates (9 rows) per batch, 14 batches, every row once, no date split."""
+    one = _dataset(47, 0, signal=False)  # 40 samples of one symbol
+    a = one.arrays
+    arrays = WindowArrays(
+        x=np.tile(a.x, (3, 1)),
+        target=np.tile(a.target, (3, 1)),
+        scale=np.tile(a.scale, (3, 1)),
+        symbol=np.repeat([1, 2, 3], 47),
+        sector=np.ones(141, np.int64),
+        date=np.tile(a.date, 3),
+        ts_code=np.repeat(["000001.SZ", "000002.SZ", "600000.SH"], 47),
+        pos=np.tile(a.pos, 3),
+        day=np.tile(a.day, 3),
+        feature_columns=a.feature_columns,
+    )
+    ds = WindowDataset(arrays, np.concatenate([one.rows + 47 * k for k in range(3)]), T)
+    assert n_batches(ds, 10, by_date=True) == 14 and n_batches(ds, 10, by_date=False) == 12
+    seen = []
+    for batch in batches(ds, 10, by_date=True, shuffle=True, seed=1):
+        days, counts = np.unique(batch["date"].numpy(), return_counts=True)
+        assert (counts == 3).all() and len(days) <= 3
+        seen.extend(days.tolist())
+    assert sorted(seen) == sorted(np.unique(a.day[one.rows]).tolist())

@@ -12,18 +12,30 @@ Report layout (also in the README)::
 Skill is against ``random_walk`` (``skill_crps``, ``skill_crps_t``) and against the best baseline of that
 horizon by CRPS (``skill_crps_best``, ``skill_crps_best_t``). Each fold lists ``feature_shift``: per feature,
 how far the test block's mean of the normalised feature lies from the training block's, in training sd.
+The report is an :class:`~stockml.evaluation.report_types.EvaluationReport`; ``to_dict`` gives this layout.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
 from stockml.evaluation.aggregate import crps_skill_t, metrics_by_horizon, metrics_for, skill
+from stockml.evaluation.report_types import (
+    BaselineSkill,
+    DataInfo,
+    EvaluationReport,
+    FoldInfo,
+    FoldScore,
+    Kind,
+    Metrics,
+    ModelResult,
+    SeedSummary,
+)
 from stockml.features import transform_features
 from stockml.training.baselines import BASELINES
 from stockml.training.walkforward import FoldOutput, with_truth
@@ -31,11 +43,11 @@ from stockml.training.walkforward import FoldOutput, with_truth
 
 @dataclass(frozen=True)
 class Evaluation:
-    report: dict
+    report: EvaluationReport
     predictions: dict[str, pd.DataFrame]  # name -> every fold's predictions with y_true and last_close
 
 
-def _clean(metrics: dict[str, float]) -> dict[str, float | None]:
+def _clean(metrics: dict[str, float]) -> Metrics:
     """JSON-safe: NaN -> None."""
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
 
@@ -45,20 +57,21 @@ SEED_KEYS = ("crps", "skill_crps", "skill_crps_t", "skill_crps_best", "coverage_
 _SEED_RUN = re.compile(r"^(?P<model>.+)\.seed\d+$")
 
 
-def kind_of(name: str) -> str:
+def kind_of(name: str) -> Kind:
     """``baseline``, ``seed`` (an extra seed's run of a model, ``lstm.seed1``) or ``model``."""
     return "baseline" if name in BASELINES else "seed" if _SEED_RUN.match(name) else "model"
 
 
-def _seed_summary(name: str, results: dict[str, dict]) -> dict[str, float | int | None]:
+def _seed_summary(name: str, results: dict[str, ModelResult]) -> SeedSummary:
     """Mean and sd over ``name`` and its ``name.seed<k>`` runs of the horizon-1 metrics in SEED_KEYS."""
-    runs = [r["metrics"] for n, r in results.items() if n == name or n.startswith(f"{name}.seed")]
-    out: dict[str, float | int | None] = {"n": len(runs)}
+    runs = [r.metrics for n, r in results.items() if n == name or n.startswith(f"{name}.seed")]
+    mean: Metrics = {}
+    sd: Metrics = {}
     for key in SEED_KEYS:
         values = np.array([r.get(key) if r.get(key) is not None else np.nan for r in runs], np.float64)
-        out[f"{key}_mean"] = float(np.nanmean(values)) if np.isfinite(values).any() else None
-        out[f"{key}_sd"] = float(np.nanstd(values, ddof=1)) if np.isfinite(values).sum() > 1 else None
-    return out
+        mean[key] = float(np.nanmean(values)) if np.isfinite(values).any() else None
+        sd[key] = float(np.nanstd(values, ddof=1)) if np.isfinite(values).sum() > 1 else None
+    return SeedSummary(len(runs), mean, sd)
 
 
 def feature_shift(frame: pd.DataFrame, output: FoldOutput) -> dict[str, float]:
@@ -76,7 +89,9 @@ def feature_shift(frame: pd.DataFrame, output: FoldOutput) -> dict[str, float]:
     return {features[i]: round(float(shift[i]), 3) for i in order if np.isfinite(shift[i])}
 
 
-def _per_fold(predictions: dict[str, pd.DataFrame], name: str, quantiles: tuple[float, ...]) -> list[dict]:
+def _per_fold(
+    predictions: dict[str, pd.DataFrame], name: str, quantiles: tuple[float, ...]
+) -> tuple[FoldScore, ...]:
     """Horizon-1 metrics of each fold on its own, with skill against that fold's random walk."""
     rows = []
     preds = predictions[name]
@@ -87,8 +102,8 @@ def _per_fold(predictions: dict[str, pd.DataFrame], name: str, quantiles: tuple[
         m = metrics_for(part, quantiles)
         base = metrics_for(rw[rw["fold"] == fold], quantiles) if rw is not None else {}
         m = {**m, **skill(m, base)}
-        rows.append({"fold": int(fold), **_clean({k: m[k] for k in PER_FOLD_KEYS if k in m})})
-    return rows
+        rows.append(FoldScore(int(fold), _clean({k: m[k] for k in PER_FOLD_KEYS if k in m})))
+    return tuple(rows)
 
 
 def _vs_baselines(
@@ -97,7 +112,7 @@ def _vs_baselines(
     baselines: list[str],
     by_h: dict[str, dict[int, dict[str, float]]],
     quantiles: tuple[float, ...],
-) -> dict[str, dict[str, float | None]]:
+) -> dict[str, BaselineSkill]:
     """Horizon 1 (or the shortest): CRPS skill and its Newey-West t against every other baseline."""
     out = {}
     for base in (b for b in baselines if b != name):
@@ -105,7 +120,8 @@ def _vs_baselines(
         crps, ref = by_h[name].get(h, {}).get("crps", math.nan), by_h[base].get(h, {}).get("crps", math.nan)
         at = [p[p["horizon"] == h] for p in (predictions[name], predictions[base])]
         gain = 1.0 - crps / ref if ref > 0 else math.nan
-        out[base] = _clean({"skill_crps": gain, "t": crps_skill_t(at[0], at[1], h, quantiles)})
+        clean = _clean({"skill_crps": gain, "t": crps_skill_t(at[0], at[1], h, quantiles)})
+        out[base] = BaselineSkill(clean["skill_crps"], clean["t"])
     return out
 
 
@@ -160,7 +176,7 @@ def build_report(
         h: min(baselines, key=lambda n: by_h[n].get(h, {}).get("crps", math.inf))
         for h in (by_h[baselines[0]] if baselines else {})
     }
-    results = {}
+    results: dict[str, ModelResult] = {}
     for name in names:
         seconds = {
             key: sum(o.seconds[name][key] for o in outputs) for key in ("train_seconds", "predict_seconds")
@@ -169,31 +185,31 @@ def build_report(
         for h, row in per_h.items():
             row.update(_significance(predictions, name, h, best.get(h), by_h, quantiles))
         top = per_h.get(1, per_h[min(per_h)]) if per_h else {}
-        results[name] = {
-            "kind": kind_of(name),
-            "metrics": _clean(top),
-            "per_horizon": {str(h): _clean(m) for h, m in per_h.items()},
-            "per_fold": _per_fold(predictions, name, quantiles),
-            "vs_baselines": _vs_baselines(predictions, name, baselines, by_h, quantiles),
-        }
+        results[name] = ModelResult(
+            kind=kind_of(name),
+            metrics=_clean(top),
+            per_horizon={h: _clean(m) for h, m in per_h.items()},
+            per_fold=_per_fold(predictions, name, quantiles),
+            vs_baselines=_vs_baselines(predictions, name, baselines, by_h, quantiles),
+        )
     for name in names:
         if kind_of(name) == "model" and any(kind_of(n) == "seed" for n in names if n.startswith(f"{name}.")):
-            results[name]["seeds"] = _seed_summary(name, results)
-    folds = [
-        {
-            "train": [str(o.fold.train.start.date()), str(o.fold.train.end.date())],
-            "valid": [str(o.fold.valid.start.date()), str(o.fold.valid.end.date())] if o.fold.valid else None,
-            "test": [str(o.fold.test.start.date()), str(o.fold.test.end.date())],
-            "feature_shift": feature_shift(frame, o),
-        }
+            results[name] = replace(results[name], seeds=_seed_summary(name, results))
+    folds = tuple(
+        FoldInfo(
+            train=(str(o.fold.train.start.date()), str(o.fold.train.end.date())),
+            valid=(str(o.fold.valid.start.date()), str(o.fold.valid.end.date())) if o.fold.valid else None,
+            test=(str(o.fold.test.start.date()), str(o.fold.test.end.date())),
+            feature_shift=feature_shift(frame, o),
+        )
         for o in outputs
-    ]
-    report = {
-        "data": data_info,
-        "horizon": horizon,
-        "quantiles": list(quantiles),
-        "folds": folds,
-        "best_baseline": best.get(1, best[min(best)]) if best else None,
-        "results": results,
-    }
+    )
+    report = EvaluationReport(
+        data=DataInfo.from_dict(data_info),
+        horizon=horizon,
+        quantiles=tuple(quantiles),
+        folds=folds,
+        best_baseline=best.get(1, best[min(best)]) if best else None,
+        results=results,
+    )
     return Evaluation(report, predictions)

@@ -120,7 +120,7 @@ def write_artifacts(folder: Path, run: EvalRun) -> dict[str, Path]:
     parts = {name: folder / name for name in ("evaluation", "plots", "features", "importances")}
     for path in parts.values():
         path.mkdir(parents=True, exist_ok=True)
-    (parts["evaluation"] / "report.json").write_text(json.dumps(report, indent=2, default=str))
+    (parts["evaluation"] / "report.json").write_text(json.dumps(report.to_dict(), indent=2, default=str))
     (parts["evaluation"] / "feature_summary.json").write_text(
         json.dumps(run.features.summary, indent=2, default=str)
     )
@@ -132,7 +132,7 @@ def write_artifacts(folder: Path, run: EvalRun) -> dict[str, Path]:
     for name, preds in run.evaluation.predictions.items():
         preds.to_parquet(parts["evaluation"] / f"predictions_{name}.parquet", index=False)
         calibration_plot(preds, quantiles, parts["plots"] / f"calibration_{name}.png", f"{name}: calibration")
-        if report["results"][name]["kind"] != "model":
+        if report.results[name].kind != "model":
             continue
         for symbol in sorted(preds["ts_code"].unique())[:FAN_SYMBOLS]:
             fan_chart(
@@ -155,23 +155,23 @@ def log_evaluation(
     report = run.evaluation.report
     metrics = {
         f"{name}.{key}": value
-        for name, result in report["results"].items()
-        for key, value in result["metrics"].items()
+        for name, result in report.results.items()
+        for key, value in result.metrics.items()
         if isinstance(value, int | float)
     }
     steps = [
-        (f"{name}.{key}_by_horizon", value, int(h))  # step = horizon
-        for name, result in report["results"].items()
-        for h, row in result["per_horizon"].items()
+        (f"{name}.{key}_by_horizon", value, h)  # step = horizon
+        for name, result in report.results.items()
+        for h, row in result.per_horizon.items()
         for key, value in row.items()
         if key in HORIZON_STEP_KEYS and isinstance(value, int | float)
     ]
     steps += [
-        (f"{name}.{key}_by_fold", row[key], row["fold"])  # step = fold index
-        for name, result in report["results"].items()
-        for row in result["per_fold"]
-        for key in FOLD_STEP_KEYS
-        if isinstance(row.get(key), int | float)
+        (f"{name}.{key}_by_fold", value, row.fold)  # step = fold index
+        for name, result in report.results.items()
+        for row in result.per_fold
+        for key, value in row.metrics.items()
+        if key in FOLD_STEP_KEYS and isinstance(value, int | float)
     ]
     with tempfile.TemporaryDirectory() as tmp:
         return log_run(
@@ -181,9 +181,9 @@ def log_evaluation(
                 "eval": run.eval_cfg.model_dump(mode="json"),
                 "train": run.train_cfg.model_dump(mode="json"),
                 "features": run.feature_config.model_dump(mode="json"),
-                "data": report["data"] | {"symbols": len(report["data"]["symbols"])},
+                "data": report.data.to_dict() | {"symbols": len(report.data.symbols)},
                 "lineage": lineage,
-                "folds": report["folds"],
+                "folds": [fold.to_dict() for fold in report.folds],
             },
             metrics=metrics,
             step_metrics=steps,

@@ -63,10 +63,13 @@ def split_columns(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
 
 
 def feature_groups(feature_columns: list[str]) -> dict[str, list[int]]:
-    """Family name -> column indices of ``x``, for multi-branch models (see ``ModelSizes``)."""
+    """Family name -> column indices of ``x`` (families in order of their first column; a column no family
+    claims goes to ``"other"``), for multi-branch models (see ``ModelSizes``)."""
     families = {
-        "price": ("logret_", "rv_", "amplitude"),
+        "price": ("logret_", "amplitude"),
         "volume": ("vol_z", "amount_z", "turnover"),
+        # realised vol (returns.py) and the EWMA family (vol_features.py); "vol_z" is volume, above
+        "volatility": ("rv_", "vol_ewma", "downside_vol_", "vol_of_vol_", "ret_1_std"),
         "indicator": ("macd_", "kdj_", "boll_", "cci", "dmi_", "donchian_", "trix", "atr", "rsi"),
         "market": ("sector_", "mkt_"),
         "macro": ("macro__",),

@@ -27,6 +27,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from stockml.columns import TRADE_DATE, TS_CODE
+from stockml.features.json_file import read_model_json, write_model_json
 
 NORM_VERSION = 1
 FLAG_SUFFIX = "_flag"
@@ -80,15 +81,11 @@ class NormParams(BaseModel):
         )
 
     def save(self, path: Path) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.model_dump_json(indent=1), encoding="utf-8")
-        return path
+        return write_model_json(self, path)
 
     @classmethod
     def load(cls, path: Path) -> NormParams:
-        params = cls.model_validate_json(path.read_text(encoding="utf-8"))
-        if params.version != NORM_VERSION:
-            raise ValueError(f"{path}: NormParams version {params.version}, this code reads {NORM_VERSION}")
+        params = read_model_json(cls, path, NORM_VERSION, "NormParams")
         if features_hash(params.features) != params.features_hash:
             raise ValueError(f"{path}: feature list does not match its hash (file edited or corrupt)")
         return params

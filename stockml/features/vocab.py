@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
+from stockml.features.json_file import read_model_json, write_model_json
+
 UNKNOWN = 0
 VOCAB_VERSION = 1
 
@@ -42,16 +44,11 @@ class Vocab(BaseModel):
         return [self.tokens[i - 1] if 0 < i <= len(self.tokens) else None for i in indices]
 
     def save(self, path: Path) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.model_dump_json(indent=1), encoding="utf-8")
-        return path
+        return write_model_json(self, path)
 
     @classmethod
     def load(cls, path: Path) -> Vocab:
-        vocab = cls.model_validate_json(path.read_text(encoding="utf-8"))
-        if vocab.version != VOCAB_VERSION:
-            raise ValueError(f"{path}: vocabulary version {vocab.version}, this code reads {VOCAB_VERSION}")
-        return vocab
+        return read_model_json(cls, path, VOCAB_VERSION, "vocabulary")
 
 
 def fit_vocab(

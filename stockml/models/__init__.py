@@ -16,6 +16,7 @@ from stockml.models.base import DEFAULT_QUANTILES, ForecastModel, ModelConfig, M
 from stockml.models.bilstm import BiLSTMModel
 from stockml.models.cnn_lstm import CNNLSTMModel
 from stockml.models.diffusion import DiffusionModel
+from stockml.models.gbm import LightGBMModel
 from stockml.models.graph import GraphModel
 from stockml.models.hybrid import HybridModel
 from stockml.models.lstm import LSTMModel
@@ -40,6 +41,7 @@ MODELS: dict[str, type[ForecastModel]] = {
     "hybrid": HybridModel,
     "diffusion": DiffusionModel,
     "graph": GraphModel,
+    "lightgbm": LightGBMModel,
 }
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -33,7 +33,10 @@ from torch.nn import functional as F
 
 DEFAULT_QUANTILES: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
 
-Batch = Mapping[str, Tensor]
+# The one batch type of models and loaders: tensors by key (``x``, ``symbol``, ``sector``, ``date``,
+# ``target``, ``mask``, ``node_mask``; see stockml.training.windows) plus the loaders' ``ts_code``
+# (a list of str), hence ``Any``.
+Batch = Mapping[str, Any]
 Criterion = Callable[..., Tensor]
 
 
@@ -43,7 +46,8 @@ class ModelSizes:
 
     ``n_symbols`` / ``n_sectors`` are vocabulary sizes including index 0 (unknown); 0 means "no
     vocabulary", and the model then has no embedding for it. ``feature_groups`` maps a family name
-    (e.g. ``"price"``, ``"indicator"``) to column indices of ``x``; used by ``multibranch``.
+    (e.g. ``"price"``, ``"volatility"``) to column indices of ``x``, as
+    :func:`stockml.features.feature_groups` finds them; used by ``multibranch``.
     """
 
     n_features: int
@@ -170,6 +174,9 @@ class ForecastModel(nn.Module):
     #: True when a forecast for one row reads other rows of its batch (a cross-section of one date): the
     #: trainer and the predictor then batch by date; otherwise rows are independent of their batch-mates.
     cross_sectional: ClassVar[bool] = False
+    #: True for a model fitted in one call on whole datasets (gradient boosting) instead of by the
+    #: gradient trainer: the trainer hands :meth:`fit_whole` every training and validation row at once.
+    fits_whole: ClassVar[bool] = False
 
     def __init__(self, sizes: ModelSizes, config: ModelConfig | None = None):
         super().__init__()
@@ -181,6 +188,15 @@ class ForecastModel(nn.Module):
 
     def forward(self, batch: Batch) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    @property
+    def window_steps(self) -> int:
+        """How many of the window's last steps ``forward`` reads (a ``fits_whole`` model gets only those)."""
+        return 0  # 0: the whole window
+
+    def fit_whole(self, train: Batch, valid: Batch | None, seed: int) -> list[dict[str, float]]:
+        """Fit on every training row at once (``fits_whole`` models only); returns the history rows."""
+        raise NotImplementedError(f"{type(self).__name__} is trained by the gradient trainer")
 
     def loss(self, batch: Batch, criterion: Criterion) -> Tensor:
         """The training objective: forecast, then score it with ``criterion``.

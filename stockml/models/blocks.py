@@ -147,6 +147,30 @@ class VariableSelectionNetwork(nn.Module):
         return (weights[..., None] * processed).sum(dim=-2), weights
 
 
+class ScalarVariableSelection(nn.Module):
+    """Variable selection over F real-valued inputs ``x (B, ..., F)``, at a cost flat in the model width.
+
+    Each variable has its own small network: ``xi_f = ELU(x_f * w_f + b_f)`` (``d_var`` units) and a
+    linear map ``P_f`` to ``d``. Selection weights come from a GRN over all the variables' units (with
+    the optional context); the output is ``sum_f w_f * P_f(xi_f)``, computed as one matmul over the
+    weighted, flattened units, so no ``(B, ..., F, d)`` tensor is ever built (the shared per-variable
+    GRN of a textbook TFT at width ``d`` cost 12x the time of an LSTM step here). Returns ``(B, ..., d)``
+    and the weights ``(B, ..., F)``, which sum to 1 over F (feature importances).
+    """
+
+    def __init__(self, n_vars: int, d: int, d_var: int, dropout: float, d_context: int = 0):
+        super().__init__()
+        self.unit_weight = nn.Parameter(torch.randn(n_vars, d_var))
+        self.unit_bias = nn.Parameter(torch.randn(n_vars, d_var) * 0.5)
+        self.weights_grn = GRN(n_vars * d_var, d, n_vars, dropout, d_context)
+        self.project = nn.Linear(n_vars * d_var, d)
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        units = F.elu(x[..., None] * self.unit_weight + self.unit_bias)  # (B, ..., F) -> (B, ..., F, dv)
+        weights = torch.softmax(self.weights_grn(units.flatten(-2), context), dim=-1)  # (B, ..., F)
+        return self.project((weights[..., None] * units).flatten(-2)), weights
+
+
 class InterpretableMultiHeadAttention(nn.Module):
     """TFT attention: per-head queries and keys, one value projection shared by all heads.
 

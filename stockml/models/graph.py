@@ -24,9 +24,9 @@ class GraphModel(ForecastModel):
     """Cross-sectional graph network.
 
     Input ``x (D, N, T, F)`` (D dates, N symbols), ``symbol``/``sector (D, N)``, optional ``node_mask
-    (D, N)`` (False = symbol missing that day); output ``(D, N, H, Q)``. A plain ``(B, T, F)`` batch is
-    treated as ONE cross-section (D=1, N=B) and gives ``(B, H, Q)``: the rows of a plain batch then
-    exchange messages, so batch plain data by date when training this model.
+    (D, N)`` (False = symbol missing that day); output ``(D, N, H, Q)``. A plain ``(B, T, F)`` batch
+    gives ``(B, H, Q)``: its rows exchange messages only with rows of the same ``date`` (B,) when the
+    batch has one (so a batch may hold several whole dates), else the batch is ONE cross-section.
 
     Per date: a GRU encodes each stock's window to ``h_i``. The adjacency is
     ``alpha * softmax_j(e_i . e_j / sqrt(d))
@@ -62,7 +62,11 @@ class GraphModel(ForecastModel):
     def forward(self, batch: Batch) -> Tensor:
         x = batch["x"]
         plain = x.dim() == 3
-        if plain:  # (B, T, F) -> one cross-section (1, B, T, F)
+        same_date = None
+        if plain:  # (B, T, F) -> one cross-section (1, B, T, F), messages only within a date
+            if "date" in batch:
+                date = batch["date"]
+                same_date = (date[:, None] == date[None, :])[None]  # (1, B, B)
             batch = {k: v[None] for k, v in batch.items() if k in ("x", "symbol", "sector", "node_mask")}
             x = batch["x"]
         d_, n, t, f = x.shape
@@ -72,7 +76,7 @@ class GraphModel(ForecastModel):
 
         out, _ = self.rnn(x.reshape(d_ * n, t, f))  # (D, N, T, F) -> (D*N, T, F) -> (D*N, T, d)
         h = out[:, -1].view(d_, n, -1).masked_fill(~valid[..., None], 0.0)  # (D, N, d)
-        adjacency = self._adjacency(h, x, batch, valid)
+        adjacency = self._adjacency(h, x, batch, valid, same_date)
         for layer, norm in zip(self.layers, self.norms, strict=True):
             h = norm(h + layer(torch.cat([h, adjacency @ h], -1)))
             h = h.masked_fill(~valid[..., None], 0.0)
@@ -81,10 +85,14 @@ class GraphModel(ForecastModel):
         pred = pred.view(d_, n, *pred.shape[1:])  # (D*N, H, Q) -> (D, N, H, Q)
         return pred[0] if plain else pred
 
-    def _adjacency(self, h: Tensor, x: Tensor, batch: Batch, valid: Tensor) -> Tensor:
+    def _adjacency(
+        self, h: Tensor, x: Tensor, batch: Batch, valid: Tensor, same_date: Tensor | None
+    ) -> Tensor:
         n = h.shape[1]
         eye = torch.eye(n, dtype=torch.bool, device=h.device)
         allowed = valid[:, None, :] | eye  # (D, N, N): column j valid, or j == i
+        if same_date is not None:
+            allowed = allowed & same_date
 
         e = self.node_proj(h)
         static = self.static(batch)

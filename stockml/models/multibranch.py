@@ -1,4 +1,9 @@
-"""``multibranch``: one encoder per feature family (price vs indicators), fused before the head."""
+"""``multibranch``: one encoder per feature family, fused before the head.
+
+The branches are the families :func:`stockml.features.feature_groups` finds in the frame (recorded in
+``ModelSizes.feature_groups``): ``price``, ``volume``, ``volatility``, ``indicator``, ``market``, ``macro``,
+``sentiment`` and ``other``, each only when the frame has columns of it.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +19,17 @@ class MultiBranchConfig(ModelConfig):
 
 
 def feature_families(sizes: ModelSizes) -> dict[str, list[int]]:
-    """``sizes.feature_groups``, or the columns split in two halves (price first, then indicators)."""
+    """Branch name -> columns of ``x``: ``sizes.feature_groups``, with columns no group names added to
+    ``"other"`` (none is dropped). Without groups (sizes built by hand, bundles saved before sizes carried
+    them) the columns are split in two halves named ``price`` and ``indicator``, as those bundles were
+    trained."""
     if sizes.feature_groups:
-        return {name: list(cols) for name, cols in sizes.feature_groups.items()}
+        families = {name: list(cols) for name, cols in sizes.feature_groups.items()}
+        named = {c for cols in families.values() for c in cols}
+        rest = [c for c in range(sizes.n_features) if c not in named]
+        if rest:
+            families.setdefault("other", []).extend(rest)
+        return families
     half = sizes.n_features // 2
     if half == 0:
         return {"all": list(range(sizes.n_features))}
@@ -27,7 +40,7 @@ class MultiBranchModel(ForecastModel):
     """Each family of columns gets its own LSTM; the final states and the static embedding are
     concatenated and fused by a gated residual network before the quantile head.
 
-    Family names and columns come from ``ModelSizes.feature_groups`` (default: two halves).
+    Branches and their columns: :func:`feature_families`.
     """
 
     config_class = MultiBranchConfig

@@ -11,6 +11,7 @@ from stockml.models.blocks import (
     GRN,
     GateAddNorm,
     InterpretableMultiHeadAttention,
+    ScalarVariableSelection,
     StaticEmbedding,
     VariableSelectionNetwork,
 )
@@ -18,17 +19,18 @@ from stockml.models.blocks import (
 
 class PTFTConfig(ModelConfig):
     n_heads: int = Field(default=4, ge=1)
+    variable_size: int = Field(default=8, ge=1)  # units of each feature's own small network
 
 
 class PTFTModel(ForecastModel):
     """TFT over a past-only window, decoded at H learned horizon tokens.
 
-    1. Each feature is embedded on its own (``x_f * w_f + b_f``); symbol and sector embeddings pass a
-       static variable selection network to a static vector ``s``.
+    1. Symbol and sector embeddings pass a static variable selection network to a static vector ``s``.
     2. Four static context GRNs turn ``s`` into: the selection context, the enrichment context, and
        the LSTM's initial hidden and cell state.
-    3. A variable selection network (conditioned on the selection context) weights the F features at
-       every step; an LSTM encoder reads the window and continues as a decoder over H learned
+    3. A variable selection network (conditioned on the selection context; each feature passes its own
+       small network of ``variable_size`` units, see ``ScalarVariableSelection``) weights the
+       F features at every step; an LSTM encoder reads the window and continues as a decoder over H learned
        horizon tokens; a gated skip, then static enrichment (a GRN with the enrichment context).
     4. Interpretable multi-head attention: each horizon token attends causally over the window and
        the earlier horizon tokens; gated skip, position-wise GRN, gated skip, quantile head.
@@ -43,8 +45,6 @@ class PTFTModel(ForecastModel):
         cfg = config or PTFTConfig()
         super().__init__(sizes, cfg)
         d, p = cfg.hidden_size, cfg.dropout
-        self.var_weight = nn.Parameter(torch.randn(sizes.n_features, d))
-        self.var_bias = nn.Parameter(torch.zeros(sizes.n_features, d))
         self.static = StaticEmbedding(sizes, cfg)
         if self.static.n_vars:
             self.static_proj = nn.Linear(cfg.embedding_dim, d)
@@ -55,7 +55,7 @@ class PTFTModel(ForecastModel):
             self.static_vsn = None
             self.static_default = nn.Parameter(torch.zeros(d))
         self.contexts = nn.ModuleList(GRN(d, d, d, p) for _ in range(4))  # select, enrich, h0, c0
-        self.vsn = VariableSelectionNetwork(sizes.n_features, d, p, d_context=d)
+        self.vsn = ScalarVariableSelection(sizes.n_features, d, cfg.variable_size, p, d_context=d)
         self.encoder = nn.LSTM(d, d, batch_first=True)
         self.decoder = nn.LSTM(d, d, batch_first=True)
         self.horizon_tokens = nn.Parameter(torch.randn(sizes.horizon, d) * 0.1)
@@ -79,8 +79,7 @@ class PTFTModel(ForecastModel):
         static, static_weights = self._static_vector(batch, b)
         c_select, c_enrich, c_h, c_c = (grn(static) for grn in self.contexts)
 
-        embedded = x[..., None] * self.var_weight + self.var_bias  # (B, T, F) -> (B, T, F, d)
-        selected, var_weights = self.vsn(embedded, c_select)  # (B, T, d), (B, T, F)
+        selected, var_weights = self.vsn(x, c_select)  # (B, T, d), (B, T, F)
         past, state = self.encoder(selected, (c_h[None].contiguous(), c_c[None].contiguous()))
         tokens = self.horizon_tokens.expand(b, -1, -1)  # (H, d) -> (B, H, d)
         future, _ = self.decoder(tokens, state)

@@ -2,10 +2,11 @@
 
 1. :func:`plan_models`: the requested models plus the champion's procedure (so it is scored on the
    same window), read from the registry.
-2. Walk-forward evaluation (:mod:`stockml.training.walkforward`), then :func:`build_report`.
+2. Walk-forward evaluation (:mod:`stockml.training.walkforward`), then :func:`build_report`; the daily
+   flow runs :func:`split_by_model`'s pieces in parallel and joins them with :func:`score_parts`.
 3. :func:`log_evaluation` (in :mod:`stockml.evaluation.run`): one MLflow run with everything.
-4. :func:`register_version`: the best requested model, as trained on the last fold (its metrics are
-   out-of-sample), becomes a new registry version with alias ``challenger``.
+4. :func:`register_challenger`: the best requested model that was scored, as trained on the last fold
+   (its metrics are out-of-sample), becomes a new registry version with alias ``challenger``.
 5. :func:`gate_challenger`: the gate (:mod:`stockml.registry.promotion`); ``champion`` moves only on a pass.
 6. :func:`refit_full`: optionally, the promoted procedure refitted on every labelled day
    (``full_train``), registered as the next version and made champion in its place.
@@ -15,16 +16,17 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from stockml.evaluation.run import EvalRun, evaluate, log_evaluation
-from stockml.features import FeatureArtifacts
+from stockml.evaluation.report_types import EvaluationReport
+from stockml.evaluation.run import EvalRun, assemble, evaluate, log_evaluation
+from stockml.features import FeatureArtifacts, FeatureResult
 from stockml.registry import tags as T
 from stockml.registry.bundle import save_bundle
-from stockml.registry.promotion import Decision, GateConfig, Scores, decide
+from stockml.registry.promotion import UNSCORED, Decision, GateConfig, Procedure, Scores, decide
 from stockml.registry.tracking import (
     TrackingConfig,
     get_alias_version,
@@ -37,7 +39,13 @@ from stockml.sources.base import MarketData
 from stockml.training.config import EvalConfig, TrainConfig
 from stockml.training.splits import DateRange, Fold
 from stockml.training.trainer import train_model
-from stockml.training.walkforward import FoldOutput, fit_on_window, new_model
+from stockml.training.walkforward import (
+    CHAMPION_SUFFIX,
+    FoldOutput,
+    fit_on_window,
+    merge_fold_outputs,
+    new_model,
+)
 from stockml.training.windows import WindowDataset
 
 CHAMPION = "champion"
@@ -50,6 +58,10 @@ class Champion:
     model_name: str
     model_config: dict
 
+    @property
+    def procedure(self) -> Procedure:
+        return Procedure.of(self.model_name, self.model_config)
+
 
 @dataclass(frozen=True)
 class Registered:
@@ -58,6 +70,11 @@ class Registered:
     name: str  # model name, e.g. "ptft"
     version: int
     scores: Scores
+    config: dict = field(default_factory=dict)  # the model config as tagged
+
+    @property
+    def procedure(self) -> Procedure:
+        return Procedure.of(self.name, self.config)
 
 
 def current_champion(tracking: TrackingConfig, registered_name: str) -> Champion | None:
@@ -69,35 +86,76 @@ def current_champion(tracking: TrackingConfig, registered_name: str) -> Champion
 
 
 def plan_models(eval_cfg: EvalConfig, champion: Champion | None) -> EvalConfig:
-    """``eval_cfg`` with the champion's procedure added to the models when it is not there already."""
-    if champion is None or champion.model_name in eval_cfg.models:
+    """``eval_cfg`` with the champion's procedure added to the models when it is not scored already: under
+    its model name when that model is not requested, else (a new config of it is) as ``<model>.champion``,
+    so the gate compares the challenger with the champion's own recipe on the same window."""
+    if champion is None:
         return eval_cfg
-    configs = dict(eval_cfg.model_configs)
-    configs.setdefault(champion.model_name, champion.model_config)
-    return eval_cfg.model_copy(
-        update={"models": (*eval_cfg.models, champion.model_name), "model_configs": configs}
-    )
+    name, configs = champion.model_name, dict(eval_cfg.model_configs)
+    if name in eval_cfg.models:
+        if T.config_tag(configs.get(name)) == T.config_tag(champion.model_config):
+            return eval_cfg
+        name = name + CHAMPION_SUFFIX
+    configs[name] = champion.model_config
+    return eval_cfg.model_copy(update={"models": (*eval_cfg.models, name), "model_configs": configs})
 
 
-def best_model(report: dict, candidates: tuple[str, ...]) -> str:
+def champion_scores(report: EvaluationReport, champion: Champion, challenger: Registered) -> Scores:
+    """The champion's procedure's scores in a report planned by :func:`plan_models`: ``<model>.champion``
+    when a new config of its model was scored, else its model's entry; unscored when that entry is the
+    challenger's own (another config of the same model) or missing."""
+    shadow = champion.model_name + CHAMPION_SUFFIX
+    if shadow in report.results:
+        return scores_of(report, shadow)
+    if champion.model_name == challenger.name and champion.procedure != challenger.procedure:
+        return UNSCORED
+    return scores_of(report, champion.model_name) if champion.model_name in report.results else UNSCORED
+
+
+def split_by_model(eval_cfg: EvalConfig) -> tuple[EvalConfig, dict[str, EvalConfig]]:
+    """``eval_cfg`` cut into walk-forwards that can run apart, over the same folds: the baselines alone,
+    and each model alone (so one model's failure leaves the others' results). :func:`score_parts` joins."""
+    baselines = eval_cfg.model_copy(update={"models": ()})
+    alone = {m: eval_cfg.model_copy(update={"models": (m,), "baselines": ()}) for m in eval_cfg.models}
+    return baselines, alone
+
+
+def score_parts(
+    parts: list[list[FoldOutput]],
+    data: MarketData,
+    features: FeatureResult,
+    eval_cfg: EvalConfig,
+    train_cfg: TrainConfig,
+    info: dict,
+) -> EvalRun:
+    """The walk-forwards of :func:`split_by_model`'s pieces joined and scored against ``random_walk``.
+    A model without a part (it failed) leaves the run's ``eval_cfg``: the run names the models it scored."""
+    outputs = merge_fold_outputs(parts)
+    done = tuple(m for m in eval_cfg.models if outputs and m in outputs[0].predictions)
+    return assemble(outputs, data, features, eval_cfg.model_copy(update={"models": done}), train_cfg, info)
+
+
+def best_model(report: EvaluationReport, candidates: tuple[str, ...]) -> str:
     """The candidate with the lowest horizon-1 CRPS (ties: the first listed)."""
-    scored = [(report["results"][n]["metrics"].get("crps"), i, n) for i, n in enumerate(candidates)]
+    scored = [(report.results[n].metrics.get("crps"), i, n) for i, n in enumerate(candidates)]
     scored = [s for s in scored if s[0] is not None]
     if not scored:
         raise ValueError(f"no candidate among {list(candidates)} has a CRPS")
     return min(scored)[2]
 
 
-def scores_of(report: dict, name: str) -> Scores:
-    return Scores.from_metrics(report["results"][name]["metrics"])
+def scores_of(report: EvaluationReport, name: str) -> Scores:
+    return Scores.from_metrics(report.results[name].metrics)
 
 
-def _version_tags(name: str, eval_cfg: EvalConfig, report: dict, run_id: str | None) -> dict[str, str]:
-    metrics = report["results"][name]["metrics"]
-    folds = report["folds"]
+def _version_tags(
+    name: str, eval_cfg: EvalConfig, report: EvaluationReport, run_id: str | None
+) -> dict[str, str]:
+    metrics = report.results[name].metrics
+    window = report.test_window
     return {
-        T.MODEL_CONFIG: json.dumps(eval_cfg.model_configs.get(name, {}), sort_keys=True),
-        T.EVAL_WINDOW: T.format_window(folds[0]["test"][0], folds[-1]["test"][1]) if folds else "",
+        T.MODEL_CONFIG: T.config_tag(eval_cfg.model_configs.get(name)),
+        T.EVAL_WINDOW: T.format_window(*window) if window else "",
         T.EVAL_CRPS: str(metrics.get("crps")),
         T.EVAL_COVERAGE_90: str(metrics.get("coverage_90")),
         T.EVAL_SKILL_CRPS: str(metrics.get("skill_crps")),
@@ -140,7 +198,24 @@ def register_version(
             alias=alias,
             tags=_version_tags(name, run.eval_cfg, report, run_id) | (extra_tags or {}),
         )
-    return Registered(name, version, scores_of(report, name))
+    return Registered(name, version, scores_of(report, name), run.eval_cfg.model_configs.get(name, {}))
+
+
+def register_challenger(
+    tracking: TrackingConfig,
+    registered_name: str,
+    run: EvalRun,
+    requested: tuple[str, ...],
+    run_id: str | None,
+) -> Registered | None:
+    """The best of the ``requested`` models that ``run`` scored (not the champion's procedure unless
+    requested, not a model that failed), as fitted on the last fold, registered as ``challenger``.
+    None when no requested model was scored."""
+    candidates = tuple(m for m in requested if m in run.eval_cfg.models)
+    if not candidates:
+        return None
+    name = best_model(run.evaluation.report, candidates)
+    return register_version(tracking, registered_name, run, name, run.outputs[-1], run_id)
 
 
 def refit_and_register(
@@ -175,12 +250,12 @@ def gate_challenger(
     registered_name: str,
     challenger: Registered,
     champion: Champion | None,
-    report: dict,
+    report: EvaluationReport,
     gate: GateConfig,
 ) -> Decision:
     """Run the gate on this report's window; tag the challenger version; move ``champion`` on a pass."""
-    champ_scores = scores_of(report, champion.model_name) if champion is not None else None
-    same = champion is not None and champion.model_name == challenger.name
+    same = champion is not None and champion.procedure == challenger.procedure
+    champ_scores = champion_scores(report, champion, challenger) if champion is not None else None
     decision = decide(challenger.scores, scores_of(report, "random_walk"), gate, champ_scores, same)
     tags = decision.tags()
     if champion is not None:
@@ -225,7 +300,7 @@ def refit_epochs(outputs: list[FoldOutput], name: str, default: int) -> int:
 @dataclass(frozen=True)
 class TrainOutcome:
     run_id: str
-    report: dict
+    report: EvaluationReport
     challenger: Registered
     decision: Decision
     refit: Registered | None
@@ -259,8 +334,9 @@ def train_and_gate(
     run = evaluate(data, eval_cfg, train_cfg, info, None)
     report = run.evaluation.report
     run_id = log_evaluation(tracking, run, lineage, run_name, {"kind": "train", **(tags or {})})
-    name = best_model(report, requested.models)
-    registered = register_version(tracking, registered_name, run, name, run.outputs[-1], run_id)
+    registered = register_challenger(tracking, registered_name, run, requested.models, run_id)
+    if registered is None:
+        raise ValueError(f"none of the requested models {list(requested.models)} was scored")
     decision = gate_challenger(tracking, registered_name, registered, champion, report, gate_cfg)
     final, epochs = None, None
     if refit and decision.promote:

@@ -5,8 +5,11 @@ Rules (all metrics from the same walk-forward folds, so the comparison is like f
 - The challenger's 90% interval coverage must lie inside ``coverage_band`` (default 0.85-0.95).
 - With no champion yet, the challenger must beat ``random_walk``'s CRPS (a model without skill is
   never the first champion).
-- Against a champion of a *different* procedure (model name or config), the challenger's CRPS must be
-  below the champion procedure's CRPS on the same window by ``margin`` (relative).
+- Against a champion of a *different* procedure (:class:`Procedure`: model name or config), the
+  challenger's CRPS must be below the champion procedure's CRPS on the same window by ``margin``
+  (relative). ``lifecycle.plan_models`` scores the champion's procedure in every training run (as
+  ``<model>.champion`` when a new config of its model is requested); a champion procedure without a
+  CRPS on the window fails the challenger.
 - A challenger of the *same* procedure as the champion is the champion's recipe refitted on newer data
   (the daily retrain): both scores would be the same number, so no margin applies; it must still beat
   ``random_walk`` and pass the coverage band.
@@ -17,7 +20,9 @@ The caller applies the decision (registry aliases and tags); a rejected challeng
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -39,6 +44,19 @@ class GateConfig(BaseModel):
 
 
 @dataclass(frozen=True)
+class Procedure:
+    """What a model version is a fit of: the model name and its config as tagged at registration
+    (:func:`~stockml.registry.tags.config_tag`). Versions of one procedure differ only in their data."""
+
+    model_name: str
+    config: str  # canonical JSON
+
+    @classmethod
+    def of(cls, model_name: str, config: Mapping[str, Any] | None) -> Procedure:
+        return cls(model_name, T.config_tag(config))
+
+
+@dataclass(frozen=True)
 class Scores:
     """One candidate's out-of-sample scores at horizon 1 (the report's top-level metrics)."""
 
@@ -52,6 +70,9 @@ class Scores:
             return math.nan if v is None else float(v)
 
         return cls(crps=value("crps"), coverage_90=value("coverage_90"))
+
+
+UNSCORED = Scores(math.nan, math.nan)  # a procedure not scored on the window
 
 
 @dataclass(frozen=True)
@@ -93,6 +114,8 @@ def decide(
         verdict = "beats" if beats else "does not beat"
         reasons.append(f"{who}: CRPS {challenger.crps:.6f} {verdict} random_walk {random_walk.crps:.6f}")
         return Decision(ok, tuple(reasons))
+    if not math.isfinite(champion.crps):
+        return Decision(False, (*reasons, "the champion's procedure has no CRPS on this window"))
     bar = champion.crps * (1.0 - cfg.margin)
     beats = math.isfinite(bar) and challenger.crps < bar
     ok &= beats

@@ -1,9 +1,12 @@
-"""The names that cross the registry boundary, defined once: model-version tag keys and the format of the
-evaluation window they carry (``"2024-07-08..2024-12-31"``)."""
+"""The names that cross the registry boundary, defined once: model-version tag keys and the formats of
+the evaluation window (``"2024-07-08..2024-12-31"``) and of the model config they carry."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+from collections.abc import Mapping
+from typing import Any
 
 MODEL_NAME = "stockml.model_name"
 MODEL_CONFIG = "stockml.model_config"
@@ -26,6 +29,11 @@ _WINDOW_SEP = ".."
 def format_window(start: str | dt.date, end: str | dt.date) -> str:
     """``(start, end)`` -> ``"start..end"`` (ISO dates)."""
     return f"{start}{_WINDOW_SEP}{end}"
+
+
+def config_tag(config: Mapping[str, Any] | None) -> str:
+    """A model config as ``MODEL_CONFIG`` holds it: canonical JSON (keys sorted), ``{}`` for the defaults."""
+    return json.dumps(dict(config or {}), sort_keys=True)
 
 
 def parse_window(text: str) -> tuple[dt.date, dt.date]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from stockml.evaluation.report_types import EvaluationReport
+
 METRICS = ("crps", "skill_crps", "skill_crps_t", "rmse", "rank_ic", "coverage_90", "train_seconds")
 
 
@@ -11,17 +13,17 @@ def _fmt(value: object) -> str:
     return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-def metrics_markdown(report: dict) -> str:
+def metrics_markdown(report: EvaluationReport) -> str:
     head = "| name | kind | " + " | ".join(METRICS) + " |"
     rule = "|" + "---|" * (len(METRICS) + 2)
     rows = [
-        f"| {name} | {r['kind']} | " + " | ".join(_fmt(r["metrics"].get(k)) for k in METRICS) + " |"
-        for name, r in report["results"].items()
+        f"| {name} | {r.kind} | " + " | ".join(_fmt(r.metrics.get(k)) for k in METRICS) + " |"
+        for name, r in report.results.items()
     ]
     return "\n".join([head, rule, *rows])
 
 
-def daily_markdown(summary: dict, report: dict | None, drift: pd.DataFrame | None) -> str:
+def daily_markdown(summary: dict, report: EvaluationReport | None, drift: pd.DataFrame | None) -> str:
     lines = [f"# stockml daily retrain, as of {summary['as_of']}", "", f"**Status:** {summary['status']}", ""]
     if summary.get("failed_models"):
         lines += [
@@ -30,8 +32,8 @@ def daily_markdown(summary: dict, report: dict | None, drift: pd.DataFrame | Non
             "",
         ]
     if report is not None:
-        folds = report["folds"]
-        window = f"{folds[0]['test'][0]} .. {folds[-1]['test'][1]}" if folds else "-"
+        test = report.test_window
+        window = f"{test[0]} .. {test[1]}" if test else "-"
         lines += [
             f"## Out-of-sample metrics (horizon 1, test window {window})",
             "",

@@ -45,3 +45,8 @@ def resolve_universe(source: DataSource, spec: Sequence[str]) -> list[str] | Non
         members = source.index_constituents(item)
         codes.extend(members if members else [item])
     return sorted(set(codes))
+
+
+def universe_for(settings: Settings, source: DataSource, symbols: Sequence[str] | None) -> list[str] | None:
+    """A run's universe: ``symbols`` when given, else the settings' universe, resolved against ``source``."""
+    return resolve_universe(source, symbols or list(settings.universe))

@@ -14,15 +14,53 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from stockml.config import Settings
 from stockml.sources.base import DataSource, MarketData
-from stockml.store.lake import Lake, UpsertResult, frame_hash
+from stockml.sources.factory import source_id, universe_for
+from stockml.store.lake import Lake, UpsertResult, frame_hash, lake_summary
 from stockml.store.validation import DataValidationError, validate_market_data
+
+INCREMENTAL_DAYS = 7  # an incremental ingest re-reads this many calendar days before the lake's last day
 
 
 @dataclass(frozen=True)
 class Chunk:
     start: dt.date
     end: dt.date
+
+
+@dataclass(frozen=True)
+class IngestJob:
+    """One ingest request of [start, end], set up: where from, what, where to, and its job id."""
+
+    source: DataSource
+    source_key: str  # :func:`~stockml.sources.factory.source_id` of the settings
+    lake: Lake
+    universe: list[str] | None  # ts_codes; None: everything the source has
+    start: dt.date
+    end: dt.date
+    id: str  # :func:`job_id`: the same request resumes the same job
+
+
+def ingest_job(
+    settings: Settings, source: DataSource, start: dt.date, end: dt.date, symbols: Sequence[str] | None
+) -> IngestJob:
+    """Set up the ingest of [start, end] from ``source`` (built from ``settings`` by the caller) into the
+    settings' lake: ``symbols`` (else the settings' universe) resolved against the source."""
+    universe = universe_for(settings, source, symbols)
+    key = source_id(settings)
+    job = job_id(key, start, end, universe)
+    return IngestJob(source, key, Lake(settings.data_dir), universe, start, end, job)
+
+
+def incremental_start(lake: Lake, history_start: dt.date) -> dt.date:
+    """Where an incremental ingest begins: a few days before the lake's last bar when the lake already
+    covers the history from ``history_start``, else ``history_start``."""
+    summary = lake_summary(lake)
+    first, last = summary["first_date"], summary["last_date"]
+    if first is None or dt.date.fromisoformat(str(first)[:10]) > history_start:
+        return history_start
+    return max(history_start, dt.date.fromisoformat(str(last)[:10]) - dt.timedelta(days=INCREMENTAL_DAYS))
 
 
 def plan_chunks(start: dt.date, end: dt.date, chunk_days: int) -> list[Chunk]:

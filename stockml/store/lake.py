@@ -258,3 +258,15 @@ def read_market(
         macro=macro,
         trade_cal=lake.read("trade_cal") if "trade_cal" in present else None,
     )
+
+
+def lake_lineage(lake: Lake, as_of: dt.date | None = None) -> dict:
+    """What a run read from the lake: every table's content hash (and the as-of day of a dated run)."""
+    return {"lake_hashes": lake.table_hashes(), **({"as_of": str(as_of)} if as_of is not None else {})}
+
+
+def bars_hash(lake: Lake, start: dt.date, end: dt.date, symbols: Sequence[str] | None) -> str:
+    """A content hash of the bars of ``symbols`` in [start, end], their source-file columns aside: equal
+    hashes mean a retrain on that window reads the same bars."""
+    bars = lake.read("bars", start, end, symbols)
+    return frame_hash("bars", bars.drop(columns=["source_file", "source_row"], errors="ignore"))

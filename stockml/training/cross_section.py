@@ -13,8 +13,9 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from stockml.models.base import Batch
 from stockml.training.splits import DateRange
-from stockml.training.windows import Batch, WindowArrays, sample_rows
+from stockml.training.windows import WindowArrays, sample_rows
 
 
 class CrossSectionDataset:

@@ -20,8 +20,9 @@ from torch import nn
 
 from stockml.losses import build_loss
 from stockml.models import ForecastModel
+from stockml.models.base import Batch
 from stockml.training.config import TrainConfig
-from stockml.training.windows import Batch, WindowDataset, to_device
+from stockml.training.windows import WindowDataset, to_device
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,37 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """Where the model's parameters live (CPU for a model without parameters, e.g. gradient boosting)."""
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
+
+
+def whole(ds: WindowDataset, steps: int, chunk: int = 4096) -> Batch:
+    """Every sample of ``ds`` as one batch, ``x`` cut to the window's last ``steps`` steps (0: all)."""
+    parts = [ds.get_batch(np.arange(lo, min(lo + chunk, len(ds)))) for lo in range(0, len(ds), chunk)]
+    if steps:
+        parts = [{**p, "x": p["x"][:, -steps:]} for p in parts]
+    return {
+        k: torch.cat([p[k] for p in parts]) if isinstance(parts[0][k], torch.Tensor) else
+        [v for p in parts for v in p[k]]
+        for k in parts[0]
+    }  # fmt: skip
+
+
+def _fit_whole(
+    model: ForecastModel, train: WindowDataset, valid: WindowDataset | None, cfg: TrainConfig
+) -> TrainResult:
+    began = time.perf_counter()
+    use_valid = valid is not None and len(valid) > 0 and not cfg.full_train
+    steps = model.window_steps
+    history = model.fit_whole(
+        whole(train, steps), whole(valid, steps) if use_valid and valid else None, cfg.seed
+    )
+    model.eval()
+    best = history[-1].get("valid_loss", math.nan) if history else math.nan
+    return TrainResult(history, len(history) - 1, best, time.perf_counter() - began)
+
+
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -54,21 +86,41 @@ def _date_groups(ds: WindowDataset) -> list[np.ndarray]:
     return np.split(order, np.flatnonzero(np.diff(days[order])) + 1) if len(order) else []
 
 
-def n_batches(ds: WindowDataset, size: int, *, by_date: bool) -> int:
-    """Batches in one pass over ``ds``: one per date when batching by date, else ceil(len / size)."""
-    return len(_date_groups(ds)) if by_date else math.ceil(len(ds) / size)
+def _pack(groups: list[np.ndarray], size: int) -> list[np.ndarray]:
+    """Whole date groups packed in order into batches of about ``size`` rows (a date is never split)."""
+    packed: list[np.ndarray] = []
+    current: list[np.ndarray] = []
+    rows = 0
+    for group in groups:
+        if current and rows + len(group) > size:
+            packed.append(np.concatenate(current))
+            current, rows = [], 0
+        current.append(group)
+        rows += len(group)
+    if current:
+        packed.append(np.concatenate(current))
+    return packed
 
 
-def batches(ds: WindowDataset, size: int, *, by_date: bool, shuffle: bool, seed: int) -> Iterator[Batch]:
-    """Batches of a dataset; ``by_date`` makes each batch one date's cross-section (for models that
-    declare ``cross_sectional``)."""
-    if not by_date:
-        yield from ds.iter_batches(size, shuffle=shuffle, seed=seed)
-        return
+def _date_batches(ds: WindowDataset, size: int, shuffle: bool, seed: int) -> list[np.ndarray]:
     groups = _date_groups(ds)
     if shuffle:
         groups = [groups[i] for i in np.random.default_rng(seed).permutation(len(groups))]
-    for group in groups:
+    return _pack(groups, size)
+
+
+def n_batches(ds: WindowDataset, size: int, *, by_date: bool) -> int:
+    """Batches in one pass over ``ds``; by date, whole dates packed into batches of about ``size`` rows."""
+    return len(_date_batches(ds, size, False, 0)) if by_date else math.ceil(len(ds) / size)
+
+
+def batches(ds: WindowDataset, size: int, *, by_date: bool, shuffle: bool, seed: int) -> Iterator[Batch]:
+    """Batches of a dataset; ``by_date`` makes each batch a set of whole dates' cross-sections (for
+    models that declare ``cross_sectional``: they mix only rows of the same ``date``)."""
+    if not by_date:
+        yield from ds.iter_batches(size, shuffle=shuffle, seed=seed)
+        return
+    for group in _date_batches(ds, size, shuffle, seed):
         yield ds.get_batch(group)
 
 
@@ -93,7 +145,7 @@ def _scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int) -
 @torch.no_grad()
 def mean_loss(model: ForecastModel, ds: WindowDataset, criterion: nn.Module, cfg: TrainConfig) -> float:
     model.eval()
-    device = next(model.parameters()).device
+    device = model_device(model)
     total, count = 0.0, 0
     for batch in batches(ds, cfg.batch_size, by_date=model.cross_sectional, shuffle=False, seed=0):
         n = len(batch["ts_code"])
@@ -111,9 +163,12 @@ def train_model(
     """Fit ``model`` in place; with a validation set, restore the best epoch's weights.
 
     Quantile heads first start at the training targets' empirical quantiles (``cfg.start_at_quantiles``).
-    A model that declares ``cross_sectional`` is batched by date; every other one row-independently.
+    A model that declares ``cross_sectional`` is batched by whole dates; every other one row-independently.
+    A ``fits_whole`` model (gradient boosting) gets every training and validation row in one call.
     """
     seed_everything(cfg.seed)
+    if model.fits_whole:
+        return _fit_whole(model, train, valid, cfg)
     by_date = model.cross_sectional
     if cfg.start_at_quantiles and len(train):
         model.start_at_quantiles(empirical_quantiles(train, model.sizes.quantiles))
@@ -200,12 +255,12 @@ def _progress(stream: Iterator[Batch], total: int, show: bool, epoch: int) -> It
 @torch.no_grad()
 def predict(model: ForecastModel, ds: WindowDataset, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
     """Model-scale quantiles (N, H, Q) for every sample, and the dataset positions they belong to
-    (by date for a ``cross_sectional`` model, so a forecast never sees rows of another date)."""
+    (whole dates for a ``cross_sectional`` model, which mixes only rows of the same date)."""
     model.eval()
-    device = next(model.parameters()).device
+    device = model_device(model)
     outs, order = [], []
     if model.cross_sectional:
-        groups = _date_groups(ds)
+        groups = _date_batches(ds, batch_size, False, 0)
     else:
         groups = [np.arange(lo, min(lo + batch_size, len(ds))) for lo in range(0, len(ds), batch_size)]
     for group in groups:

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from stockml.columns import quantile_column
-from stockml.features import fit_normalizer, fit_symbol_vocab
+from stockml.features import feature_groups, fit_normalizer, fit_symbol_vocab
 from stockml.features.normalizer import NormParams
 from stockml.features.vocab import Vocab
 from stockml.models import ModelSizes, build_model
@@ -59,7 +59,7 @@ class FoldOutput:
         self.fitted = {}
         for name, (config, weights) in fitted.items():
             assert self.sizes is not None
-            model = build_model(name, self.sizes, config)
+            model = build_model(model_of(name), self.sizes, config)
             model.load_state_dict(weights)
             self.fitted[name] = model.eval()
 
@@ -105,6 +105,15 @@ def long_predictions(ds: WindowDataset, quantiles_raw: np.ndarray, levels: tuple
     return frame
 
 
+CHAMPION_SUFFIX = ".champion"  # MLflow metric keys allow no "@"
+
+
+def model_of(name: str) -> str:
+    """The model a report name runs: ``lstm.champion`` (the champion's config of ``lstm``, scored beside a
+    new config of it) runs ``lstm``."""
+    return name.removesuffix(CHAMPION_SUFFIX)
+
+
 def seed_name(model: str, k: int) -> str:
     """The report name of ``model`` trained with seed offset ``k`` > 0 (e.g. ``lstm.seed1``)."""
     return f"{model}.seed{k}"
@@ -113,16 +122,18 @@ def seed_name(model: str, k: int) -> str:
 def new_model(name: str, sizes: ModelSizes, cfg: EvalConfig, seed: int) -> ForecastModel:
     """``name`` built from ``seed``: its initial weights never depend on what ran before it."""
     seed_everything(seed)
-    return build_model(name, sizes, cfg.model_configs.get(name))
+    return build_model(model_of(name), sizes, cfg.model_configs.get(name))
 
 
 def sizes_for(features: list[str], cfg: EvalConfig, vocab: Vocab, n_sectors: int) -> ModelSizes:
+    """Sizes of models fed ``features``, their feature families included (for ``multibranch``)."""
     return ModelSizes(
         n_features=len(features),
         horizon=cfg.horizon,
         quantiles=cfg.quantiles,
         n_symbols=vocab.size,
         n_sectors=n_sectors,
+        feature_groups=feature_groups(features),
     )
 
 

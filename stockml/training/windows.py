@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,9 +32,8 @@ from stockml.features.normalizer import (
 )
 from stockml.features.panel import panel_index, sort_long
 from stockml.features.vocab import Vocab
+from stockml.models.base import Batch
 from stockml.training.splits import DateRange
-
-Batch = dict[str, Any]
 
 
 @dataclass(frozen=True)
