@@ -24,6 +24,7 @@ from stockml.features import (
     transform_features,
 )
 from stockml.models import ForecastModel, ModelSizes, build_model
+from stockml.models.ensemble import EnsembleModel
 from stockml.registry.bundle import BUNDLE_FILE, STATE_FILE, Forecaster, load_bundle, save_bundle
 
 FEATURES = ["logret_1", "rv_5", "vol_z", "rsi"]
@@ -78,6 +79,16 @@ def trained_model(
     with torch.no_grad():  # stand-in for training: weights no fresh initialisation reproduces
         for p in model.parameters():
             p.add_(0.3 * torch.randn_like(p))
+    for part in [m for m in model.modules() if isinstance(m, ForecastModel) and m.fits_whole]:
+        g = torch.Generator().manual_seed(1)  # parts fitted in one call (lightgbm, unconditional): a fit
+        symbol = torch.randint(0, sizes.n_symbols, (300,), generator=g)
+        x = torch.randn(300, T, len(FEATURES), generator=g)
+        target = x[:, -1, :1] + 0.3 * symbol[:, None] + torch.randn(300, H, generator=g)
+        part.fit_whole(
+            {"x": x, "symbol": symbol, "target": target, "mask": torch.ones(300, H).bool()}, None, 0
+        )
+    if isinstance(model, EnsembleModel):  # learned weights, not the equal start
+        model.weights.copy_(torch.softmax(torch.randn(model.weights.shape), dim=0))
     return model, sizes
 
 
@@ -136,6 +147,18 @@ def as_cube(out: pd.DataFrame) -> np.ndarray:
         ("diffusion", {"hidden_size": 8, "embedding_dim": 2, "n_steps": 4, "n_samples": 16}),
         ("graph", {"hidden_size": 8, "embedding_dim": 2, "n_layers": 1}),
         ("multibranch", {"hidden_size": 8, "embedding_dim": 2}),
+        ("lightgbm", {"hidden_size": 8, "n_estimators": 20, "min_child_samples": 5}),
+        (
+            "ensemble",
+            {
+                "hidden_size": 8,
+                "members": ("unconditional", "lightgbm", "lstm:60"),
+                "member_configs": {
+                    "lightgbm": {"n_estimators": 20, "min_child_samples": 5},
+                    "lstm:60": {"hidden_size": 8, "embedding_dim": 2},
+                },
+            },
+        ),
     ],
 )
 def test_load_gives_the_models_own_forecasts(tmp_path: Path, name: str, config: dict) -> None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pickle
+
+import numpy as np
 import pandas as pd
 import pytest
+import torch
 from feature_helpers import synthetic_market
 
 from stockml.features import FeatureConfig, build_feature_frame
@@ -53,3 +57,44 @@ def test_extra_seeds_are_separate_runs(features) -> None:
     assert set(preds) == {"random_walk", "lstm", "lstm.seed1"}
     assert not preds["lstm"]["q0.5"].equals(preds["lstm.seed1"]["q0.5"])
     pd.testing.assert_frame_equal(preds["lstm"], _run(features, ("lstm",))["lstm"])
+
+
+def test_an_ensemble_learns_its_weights_per_fold_and_pickles(features) -> None:
+    """Members fitted on the fold's training dates, weights on its validation block: in the fold output
+    (and so in the report), and the fitted ensemble survives pickling (what Dask workers send back)."""
+    cfg = EvalConfig(
+        models=("ensemble",),
+        horizon=2,
+        lookback=10,
+        folds=1,
+        test_days=20,
+        valid_days=40,
+        min_train_days=150,
+        baselines=("random_walk",),
+        model_configs={
+            "ensemble": {
+                "members": ("unconditional", "lightgbm"),
+                "member_configs": {"lightgbm": {"n_estimators": 30, "min_child_samples": 20}},
+            }
+        },
+    )
+    train = TrainConfig(progress=False, device="cpu")
+    (out,) = run_walk_forward(
+        features.frame,
+        features.feature_columns,
+        features.label_columns,
+        cfg,
+        train,
+        features.sector_vocab.size,
+    )
+    weights = out.weights["ensemble"]
+    assert set(weights) == {"unconditional", "lightgbm"}
+    assert np.allclose(np.add(weights["unconditional"], weights["lightgbm"]), 1.0)
+    assert len(weights["lightgbm"]) == len(cfg.quantiles)
+    assert out.predictions["ensemble"]["q0.5"].notna().all()
+    clone = pickle.loads(pickle.dumps(out))
+    batch = {
+        "x": torch.randn(5, 10, len(features.feature_columns)),
+        "symbol": torch.ones(5, dtype=torch.long),
+    }
+    assert torch.equal(clone.fitted["ensemble"](batch), out.fitted["ensemble"](batch))

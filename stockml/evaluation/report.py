@@ -191,6 +191,7 @@ def build_report(
             per_horizon={h: _clean(m) for h, m in per_h.items()},
             per_fold=_per_fold(predictions, name, quantiles),
             vs_baselines=_vs_baselines(predictions, name, baselines, by_h, quantiles),
+            weights=tuple(o.weights[name] for o in outputs if name in o.weights) or None,
         )
     for name in names:
         if kind_of(name) == "model" and any(kind_of(n) == "seed" for n in names if n.startswith(f"{name}.")):

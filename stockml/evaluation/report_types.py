@@ -139,6 +139,7 @@ class ModelResult:
     per_fold: tuple[FoldScore, ...]
     vs_baselines: dict[str, BaselineSkill]
     seeds: SeedSummary | None = None
+    weights: tuple[dict[str, list[float]], ...] | None = None  # an ensemble's, per fold: member -> per level
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -150,6 +151,8 @@ class ModelResult:
         }
         if self.seeds is not None:
             out["seeds"] = self.seeds.to_dict()
+        if self.weights is not None:
+            out["weights"] = [dict(w) for w in self.weights]
         return out
 
     @classmethod
@@ -162,6 +165,7 @@ class ModelResult:
             per_fold=tuple(FoldScore.from_dict(f) for f in d.get("per_fold", [])),
             vs_baselines={k: BaselineSkill.from_dict(v) for k, v in d.get("vs_baselines", {}).items()},
             seeds=SeedSummary.from_dict(seeds) if seeds is not None else None,
+            weights=tuple(dict(w) for w in d["weights"]) if d.get("weights") is not None else None,
         )
 
 

@@ -173,6 +173,12 @@ def log_evaluation(
         for key, value in row.metrics.items()
         if key in FOLD_STEP_KEYS and isinstance(value, int | float)
     ]
+    steps += [
+        (f"{name}.weight_{member.replace(':', '-')}_by_fold", float(np.mean(levels)), fold)
+        for name, result in report.results.items()
+        for fold, table in enumerate(result.weights or ())
+        for member, levels in table.items()
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         return log_run(
             tracking,

@@ -16,6 +16,7 @@ from stockml.models.base import DEFAULT_QUANTILES, ForecastModel, ModelConfig, M
 from stockml.models.bilstm import BiLSTMModel
 from stockml.models.cnn_lstm import CNNLSTMModel
 from stockml.models.diffusion import DiffusionModel
+from stockml.models.ensemble import EnsembleModel
 from stockml.models.gbm import LightGBMModel
 from stockml.models.graph import GraphModel
 from stockml.models.hybrid import HybridModel
@@ -25,6 +26,7 @@ from stockml.models.ptft import PTFTModel
 from stockml.models.ptft_vssm import PTFTVSSMModel
 from stockml.models.tcn import TCNModel
 from stockml.models.transformer import TransformerModel
+from stockml.models.unconditional import UnconditionalModel
 from stockml.models.vssm import VSSMModel
 
 MODELS: dict[str, type[ForecastModel]] = {
@@ -42,6 +44,8 @@ MODELS: dict[str, type[ForecastModel]] = {
     "diffusion": DiffusionModel,
     "graph": GraphModel,
     "lightgbm": LightGBMModel,
+    "unconditional": UnconditionalModel,
+    "ensemble": EnsembleModel,
 }
 
 

@@ -227,6 +227,12 @@ class ForecastModel(nn.Module):
         return {k: v.detach() for k, v in self.last_outputs.items()}
 
 
+def cpu_state(model: nn.Module) -> dict[str, object]:
+    """``model.state_dict()`` with every tensor detached and on the CPU; extra state (a model's own
+    objects, e.g. gradient-boosting dumps) as it is."""
+    return {k: v.detach().cpu() if isinstance(v, Tensor) else v for k, v in model.state_dict().items()}
+
+
 def flatten_for_loss(pred: Tensor, batch: Batch) -> tuple[Tensor, Tensor, Tensor | None]:
     """``pred (..., H, Q)``, target ``(..., H)`` and a mask, flattened to one batch dim."""
     target = batch["target"]

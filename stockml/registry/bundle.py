@@ -37,6 +37,7 @@ from stockml.features.exogenous import SECTOR_ID
 from stockml.features.frame_schema import split_columns
 from stockml.features.panel import sort_long
 from stockml.models import MODELS, ForecastModel, ModelConfig, ModelSizes, build_config, build_model
+from stockml.models.base import cpu_state
 from stockml.training.windows import WindowArrays, WindowDataset, build_window_arrays, sample_rows
 
 BUNDLE_FILE = "bundle.json"
@@ -134,8 +135,7 @@ def save_bundle(
     )
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    torch.save(state, folder / STATE_FILE)
+    torch.save(cpu_state(model), folder / STATE_FILE)
     artifacts.save(folder)
     (folder / BUNDLE_FILE).write_text(meta.to_json(), encoding="utf-8")
     return folder

@@ -21,6 +21,7 @@ from torch import nn
 from stockml.losses import build_loss
 from stockml.models import ForecastModel
 from stockml.models.base import Batch
+from stockml.models.ensemble import EnsembleModel
 from stockml.training.config import TrainConfig
 from stockml.training.windows import WindowDataset, to_device
 
@@ -164,9 +165,14 @@ def train_model(
 
     Quantile heads first start at the training targets' empirical quantiles (``cfg.start_at_quantiles``).
     A model that declares ``cross_sectional`` is batched by whole dates; every other one row-independently.
-    A ``fits_whole`` model (gradient boosting) gets every training and validation row in one call.
+    A ``fits_whole`` model (gradient boosting) gets every training and validation row in one call; an
+    ensemble fits its members this way, then its weights (:mod:`stockml.training.ensemble`).
     """
     seed_everything(cfg.seed)
+    if isinstance(model, EnsembleModel):
+        from stockml.training.ensemble import fit_ensemble  # it fits each member with this function
+
+        return fit_ensemble(model, train, valid, cfg)
     if model.fits_whole:
         return _fit_whole(model, train, valid, cfg)
     by_date = model.cross_sectional

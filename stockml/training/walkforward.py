@@ -17,7 +17,7 @@ from stockml.features import feature_groups, fit_normalizer, fit_symbol_vocab
 from stockml.features.normalizer import NormParams
 from stockml.features.vocab import Vocab
 from stockml.models import ModelSizes, build_model
-from stockml.models.base import ForecastModel
+from stockml.models.base import ForecastModel, cpu_state
 from stockml.training.baselines import BASELINES
 from stockml.training.config import EvalConfig, TrainConfig
 from stockml.training.splits import DateRange, Fold, walk_forward_folds
@@ -39,16 +39,14 @@ class FoldOutput:
     symbol_vocab: Vocab | None = None
     sizes: ModelSizes | None = None
     importances: dict[str, list[float]] = field(default_factory=dict)  # per feature, where a model has them
+    weights: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # ensemble: member -> levels
 
     def __getstate__(self) -> dict:
         """Pickle the fitted models as (config, CPU state_dict): some modules (weight-normed convs) do
         not pickle, and a state_dict is what crosses processes (e.g. Dask workers) safely."""
         state = self.__dict__.copy()
         state["fitted"] = {
-            name: (
-                model.config.model_dump(mode="json"),
-                {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            )
+            name: (model.config.model_dump(mode="json"), cpu_state(model))
             for name, model in self.fitted.items()
         }
         return state
@@ -83,6 +81,7 @@ def merge_fold_outputs(parts: list[list[FoldOutput]]) -> list[FoldOutput]:
             out.history.update(o.history)
             out.fitted.update(o.fitted)
             out.importances.update(o.importances)
+            out.weights.update(o.weights)
         merged.append(out)
     return merged
 
@@ -214,9 +213,13 @@ def run_fold(
                      result.best_epoch, result.seconds)  # fmt: skip
             if k == 0:
                 out.fitted[name] = model
-                importance = getattr(model, "feature_importance", None)  # PTFT: variable selection
-                if callable(importance):
-                    out.importances[name] = [float(v) for v in importance().cpu()]
+                importance = getattr(model, "feature_importance", None)  # PTFT, lightgbm, ensembles
+                values = importance() if callable(importance) else None
+                if values is not None:
+                    out.importances[name] = [float(v) for v in values.cpu()]
+                table = getattr(model, "weight_table", None)  # ensembles: the weights learned on valid
+                if callable(table):
+                    out.weights[name] = table()
     return out
 
 
