@@ -14,7 +14,7 @@ from stockml.losses import PinballLoss
 from stockml.models import ModelSizes, build_model
 from stockml.models.ensemble import EnsembleModel, member_spec
 from stockml.training.config import TrainConfig
-from stockml.training.ensemble import last_dates, stacking_weights
+from stockml.training.ensemble import carry_weights, last_dates, stacking_weights
 from stockml.training.trainer import predict, train_model
 
 SIZES = ModelSizes(n_features=4, horizon=2, quantiles=LEVELS, n_symbols=3, n_sectors=2)
@@ -104,3 +104,12 @@ def test_a_sliding_window_member_is_fitted_on_the_last_dates_only() -> None:
     expected = np.quantile(recent.arrays.target[recent.rows].astype(np.float64), LEVELS, axis=0).T
     np.testing.assert_allclose(model.member("unconditional:50").levels.numpy(), expected, atol=1e-6)
     assert not torch.equal(model.member("unconditional").levels, model.member("unconditional:50").levels)
+
+
+def test_a_refit_keeps_the_last_folds_weights() -> None:
+    fitted, refit, other = _ensemble(), _ensemble(), build_model("ensemble", SIZES, {"members": ("lstm",)})
+    fitted.weights.copy_(torch.tensor([[0.2] * len(LEVELS), [0.8] * len(LEVELS)]))
+    carry_weights(refit, fitted)
+    assert torch.equal(refit.weights, fitted.weights)
+    carry_weights(other, fitted)  # other members: nothing to carry
+    assert torch.equal(other.weights, torch.ones(1, len(LEVELS)))

@@ -37,6 +37,7 @@ from stockml.registry.tracking import (
 )
 from stockml.sources.base import MarketData
 from stockml.training.config import EvalConfig, TrainConfig
+from stockml.training.ensemble import carry_weights
 from stockml.training.splits import DateRange, Fold
 from stockml.training.trainer import train_model
 from stockml.training.walkforward import (
@@ -240,6 +241,7 @@ def refit_and_register(
         features.sector_vocab.size,
         epochs,
     )
+    carry_weights(refit.fitted[name], run.outputs[-1].fitted.get(name) if run.outputs else None)
     tags = {T.REFIT_OF: str(promoted.version), **decision.tags()}
     final = register_version(tracking, registered_name, run, name, refit, run_id, CHAMPION, tags)
     return final, epochs

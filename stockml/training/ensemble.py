@@ -3,7 +3,8 @@
 ``stack`` weights: per quantile level q, the member weights ``w >= 0, sum w = 1`` that minimise the pinball
 loss of ``sum_m w_m * member_m`` at level q over the validation block's rows and horizons (model scale, so
 volatile rows do not dominate), an exact linear programme (HiGHS). Without a validation block (a refit on
-all data) the weights are kept as they are: equal for a new ensemble, or those of a fitted one passed in.
+all data) the weights are kept as they are: equal for a new ensemble; the registry's refit then carries the
+last fold's weights over (:func:`carry_weights`).
 """
 
 from __future__ import annotations
@@ -76,3 +77,14 @@ def fit_ensemble(
         model.weights.copy_(torch.from_numpy(weights).to(model.weights))
     model.eval()
     return TrainResult(history, len(history) - 1, float("nan"), time.perf_counter() - began)
+
+
+def carry_weights(refit: object, fitted: object) -> None:
+    """A refit on all data has no validation block: it keeps the weights the walk-forward's last fold
+    learned (``fitted``), when both are ensembles of the same members."""
+    if (
+        isinstance(refit, EnsembleModel)
+        and isinstance(fitted, EnsembleModel)
+        and refit.cfg.members == fitted.cfg.members
+    ):
+        refit.weights.copy_(fitted.weights)
