@@ -73,7 +73,10 @@ def test_evaluate_command_writes_the_report(tmp_path: Path, monkeypatch: pytest.
     assert code == 0
     report = json.loads(out.read_text())
     assert report["horizon"] == 5 and report["quantiles"][3] == 0.5
-    assert set(report["results"]) == {"lstm", "random_walk", "ewma_vol", "garch_t", "linear"}
+    assert set(report["results"]) == {"lstm", "lstm.aci", "random_walk", "ewma_vol", "garch_t", "linear"}
+    calibrated = report["results"]["lstm.aci"]["metrics"]  # online calibration moves spreads, not the median
+    assert calibrated["rmse"] == report["results"]["lstm"]["metrics"]["rmse"]
+    assert calibrated["coverage_90"] != report["results"]["lstm"]["metrics"]["coverage_90"]
     assert report["results"]["random_walk"]["kind"] == "baseline"
     assert report["results"]["lstm"]["kind"] == "model"
     assert report["results"]["random_walk"]["metrics"]["skill_crps"] == 0.0

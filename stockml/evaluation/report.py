@@ -9,6 +9,9 @@ Report layout (also in the README)::
                         "per_fold": [...], "vs_baselines": {baseline: {skill_crps, t}},
                         "seeds": {... mean and sd over seeds, when run with several}}}}
 
+With online calibration on (``EvalConfig.aci_gamma``), every model also has a ``<model>.aci`` entry: its
+forecasts after adaptive conformal calibration of each quantile's spread (:mod:`.calibration`).
+
 Skill is against ``random_walk`` (``skill_crps``, ``skill_crps_t``) and against the best baseline of that
 horizon by CRPS (``skill_crps_best``, ``skill_crps_best_t``). Each fold lists ``feature_shift``: per feature,
 how far the test block's mean of the normalised feature lies from the training block's, in training sd.
@@ -25,6 +28,8 @@ import numpy as np
 import pandas as pd
 
 from stockml.evaluation.aggregate import crps_skill_t, metrics_by_horizon, metrics_for, skill
+from stockml.evaluation.calibration import SUFFIX as ACI
+from stockml.evaluation.calibration import aci_spread
 from stockml.evaluation.report_types import (
     BaselineSkill,
     DataInfo,
@@ -157,8 +162,10 @@ def build_report(
     data_info: dict,
     horizon: int,
     quantiles: tuple[float, ...],
+    aci_gamma: float | None = None,
 ) -> Evaluation:
-    """Score every model's out-of-sample predictions, with skill against ``random_walk``."""
+    """Score every model's out-of-sample predictions, with skill against ``random_walk``. With
+    ``aci_gamma``, each model's online-calibrated forecasts are scored too, as ``<model>.aci``."""
     names = list(outputs[0].predictions) if outputs else []
     predictions = {
         name: with_truth(
@@ -169,6 +176,10 @@ def build_report(
         )
         for name in names
     }
+    if aci_gamma is not None:
+        for name in [n for n in names if kind_of(n) == "model"]:
+            predictions[name + ACI] = aci_spread(predictions[name], quantiles, aci_gamma)
+            names.append(name + ACI)
     by_h = {name: metrics_by_horizon(preds, quantiles) for name, preds in predictions.items()}
     rw = by_h.get("random_walk", {})
     baselines = [n for n in names if kind_of(n) == "baseline"]
@@ -178,8 +189,9 @@ def build_report(
     }
     results: dict[str, ModelResult] = {}
     for name in names:
+        fitted = name.removesuffix(ACI)  # a calibrated row costs what its model did
         seconds = {
-            key: sum(o.seconds[name][key] for o in outputs) for key in ("train_seconds", "predict_seconds")
+            key: sum(o.seconds[fitted][key] for o in outputs) for key in ("train_seconds", "predict_seconds")
         }
         per_h = {h: {**m, **skill(m, rw.get(h, {})), **seconds} for h, m in by_h[name].items()}
         for h, row in per_h.items():

@@ -111,6 +111,7 @@ def report_for(
         data_info=info | {"rows": len(features.frame)},
         horizon=eval_cfg.horizon,
         quantiles=eval_cfg.quantiles,
+        aci_gamma=eval_cfg.aci_gamma,
     )
 
 

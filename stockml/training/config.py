@@ -61,3 +61,6 @@ class EvalConfig(BaseModel):
     # A-share sample standardised macro changes (identical for every stock on a date) cost lstm and tcn
     # 0.1-1.1 points of CRPS skill in 4 of 4 paired runs (2 seeds), see the README.
     macro_mode: Literal["changes", "levels", "none"] = "none"
+    # Online interval calibration scored beside each model as "<model>.aci" (stockml.evaluation.calibration):
+    # the adaptive-conformal step size; None: no calibrated rows.
+    aci_gamma: float | None = Field(default=0.02, gt=0.0)
