@@ -3,6 +3,7 @@
     python bench/skill.py                                  # default models, the fixed command below
     python bench/skill.py --models lstm,tcn,ptft --seeds 3
     python bench/skill.py --report report.json             # print an existing report's table
+    python bench/skill.py --report a.json --report b.json --markdown   # runs merged, as the README table
 
 Runs ``stockml evaluate`` on ``../shared/data/ashare_sample`` (10 stocks, 2020-2024) into a temporary lake,
 without MLflow, and prints per model and baseline: CRPS, skill against the random walk and its
@@ -17,6 +18,7 @@ import json
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -76,6 +78,43 @@ def print_table(report: EvaluationReport) -> None:
           f"{folds[-1].test[1]}, {report.data.rows} feature rows")  # fmt: skip
 
 
+def markdown_table(report: EvaluationReport) -> str:
+    """The README's results table: one row per model and baseline (seed 0 for models), seeds below."""
+    head = (
+        "| name | kind | crps | skill vs random_walk (t) | skill vs best baseline (t) | coverage_90 "
+        "| Kupiec p 95 | rank_ic | train s |"
+    )
+    lines = [head, "|" + "---|" * 9]
+    results = report.results
+    for name, r in results.items():
+        if r.kind == "seed":
+            continue
+        m = r.metrics
+        train = sum(results[n].metrics["train_seconds"] or 0 for n in results if n.split(".seed")[0] == name)
+        lines.append(
+            f"| {name} | {r.kind} | {_cell(m.get('crps'), '{:.5f}')} "
+            f"| {_cell(m.get('skill_crps'), '{:+.4f}')} ({_cell(m.get('skill_crps_t'), '{:+.2f}')}) "
+            f"| {_cell(m.get('skill_crps_best'), '{:+.4f}')} "
+            f"({_cell(m.get('skill_crps_best_t'), '{:+.2f}')}) "
+            f"| {_cell(m.get('coverage_90'), '{:.3f}')} | {_cell(m.get('kupiec_p_95'), '{:.2f}')} "
+            f"| {_cell(m.get('rank_ic'), '{:+.3f}')} | {train:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def merge_reports(reports: list[EvaluationReport]) -> EvaluationReport:
+    """Reports of separate runs on the same folds as one: every result, the first report's where names
+    repeat (the baselines, which every run scores identically)."""
+    first = reports[0]
+    results = dict(first.results)
+    for other in reports[1:]:
+        if other.folds != first.folds:
+            raise ValueError("reports were run on different folds")
+        for name, r in other.results.items():
+            results.setdefault(name, r)
+    return replace(first, results=results)
+
+
 def read_report(path: Path) -> EvaluationReport:
     """A report written by ``stockml evaluate --out`` (its ``report.json``)."""
     from stockml.evaluation.report_types import EvaluationReport
@@ -92,12 +131,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-days", type=int, default=40)
     parser.add_argument("--horizon", type=int, default=5)
     parser.add_argument("--seeds", type=int, default=1)
-    parser.add_argument("--report", type=Path, default=None, help="print this report instead of running")
+    parser.add_argument(
+        "--report",
+        type=Path,
+        action="append",
+        help="print this report instead of running; repeat to merge runs",
+    )
+    parser.add_argument("--markdown", action="store_true", help="with --report: the README's markdown table")
     parser.add_argument("--out", type=Path, default=None, help="keep the report here")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    if args.report is not None:
-        print_table(read_report(args.report))
+    if args.report:
+        report = merge_reports([read_report(p) for p in args.report])
+        print(markdown_table(report)) if args.markdown else print_table(report)
         return 0
     if not SAMPLE.is_dir():
         print(f"no sample data at {SAMPLE}", file=sys.stderr)
