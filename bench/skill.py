@@ -46,6 +46,7 @@ def command(args: argparse.Namespace, lake: Path, out: Path) -> list[str]:
         "--start", "2020-01-01", "--end", "2024-12-31", "--models", args.models,
         "--folds", str(args.folds), "--test-days", str(args.test_days), "--seed", "0",
         "--seeds", str(args.seeds), "--horizon", str(args.horizon), "--no-mlflow", "--out", str(out),
+        *[arg for item in args.model_config for arg in ("--model-config", item)],
     ]  # fmt: skip
 
 
@@ -131,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-days", type=int, default=40)
     parser.add_argument("--horizon", type=int, default=5)
     parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--model-config", action="append", default=[], metavar="NAME=JSON")
     parser.add_argument(
         "--report",
         type=Path,

@@ -2,7 +2,8 @@
 
 ingest the latest days -> validation gate -> features -> per-model walk-forward (parallel tasks) ->
 score against the baselines -> MLflow run -> register the best model as ``@challenger`` -> promotion gate
--> optional ``full_train`` refit of a promoted model -> forecast the next H trading days with
+(with no champion yet, a rejected challenger leaves the volatility baseline as ``@champion``)
+-> optional ``full_train`` refit of what won -> forecast the next H trading days with
 ``@champion`` -> predictions parquet in the lake -> data-quality and drift summary -> markdown artifact.
 
 A non-trading day is recorded and the run ends. A validation failure stops the run before training (the
@@ -29,10 +30,10 @@ from stockml.config import Settings, SourceName, settings_for
 from stockml.evaluation.report_types import EvaluationReport
 from stockml.evaluation.run import EvalRun, data_info
 from stockml.features import FeatureResult
-from stockml.registry.lifecycle import CHAMPION, Champion, plan_models, split_by_model
+from stockml.registry.lifecycle import CHAMPION, Champion, plan_models, promoted, split_by_model
 from stockml.registry.promotion import GateConfig
 from stockml.registry.tracking import TrackingConfig
-from stockml.serving.daily_report import daily_markdown
+from stockml.serving.daily_report import daily_markdown, promotion_lines
 from stockml.sources.base import MarketData
 from stockml.sources.demo import DemoConfig
 from stockml.sources.factory import make_source
@@ -158,19 +159,18 @@ def register_and_gate(
     refit: bool,
     run_id: str,
 ) -> dict[str, str]:
-    """The best requested model that finished becomes ``@challenger`` and meets the gate; a promoted one
-    is refitted when ``refit``. Returns the summary's lines (none when every requested model failed)."""
+    """The best requested model that finished becomes ``@challenger`` and meets the gate; with no champion
+    yet, a rejected one leaves the volatility baseline as ``@champion``; what won is refitted when
+    ``refit``. Returns the summary's lines (none when every requested model failed)."""
     challenger = t.register(tracking, registered_name, run, requested.models, run_id)
     if challenger is None:
         return {}
     decision = t.gate(tracking, registered_name, challenger, champion, run, gate_cfg)
-    lines = {
-        "challenger": f"{registered_name} v{challenger.version} ({challenger.name})",
-        "decision": "promoted" if decision.promote else "rejected",
-        "reasons": "; ".join(decision.reasons),
-    }
-    if refit and decision.promote:
-        final = t.refit(tracking, registered_name, run, challenger, decision, run_id)
+    baseline = t.baseline(tracking, registered_name, run, challenger, champion, decision, run_id)
+    winner = promoted(challenger, decision, baseline)
+    lines = promotion_lines(registered_name, challenger, decision, winner, champion)
+    if refit and winner is not None:
+        final = t.refit(tracking, registered_name, run, winner.registered, winner.decision, run_id)
         lines["refit"] = f"v{final.version} refitted on every labelled day is @{CHAMPION}"
     return lines
 

@@ -41,7 +41,29 @@ def _walk_forward(parser: argparse.ArgumentParser) -> None:
         default="vol",
         help="vol: targets / (EWMA sigma_t * sqrt(h)) (default); sd: / each horizon's training sd",
     )
+    parser.add_argument(
+        "--model-config",
+        action="append",
+        default=[],
+        metavar="NAME=JSON",
+        help='a model\'s config, e.g. ensemble=\'{"combine": "mean"}\' (repeatable)',
+    )
     parser.add_argument("--tracking-uri", default=None, help="MLflow server (default: sqlite under mlruns/)")
+
+
+def _model_configs(items: list[str]) -> dict[str, dict]:
+    """``NAME=JSON`` items -> {name: config}; a clear error for a malformed one."""
+    configs = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        try:
+            config = json.loads(text) if sep else None
+        except json.JSONDecodeError as exc:
+            raise SystemExit(f"--model-config {item!r}: not JSON after '=': {exc}") from None
+        if not name or not isinstance(config, dict):
+            raise SystemExit(f"--model-config {item!r}: expected NAME={{...}} (a JSON object)")
+        configs[name] = config
+    return configs
 
 
 def _common(parser: argparse.ArgumentParser, dated: bool = True) -> None:
@@ -109,6 +131,7 @@ def _configs(args: argparse.Namespace):  # -> tuple[EvalConfig, TrainConfig]
         seeds=args.seeds,
         target=args.target,
         macro_mode=args.macro,
+        model_configs=_model_configs(args.model_config),
         **{k: v for k, v in optional.items() if v is not None},
     )
     epochs = {"max_epochs": args.max_epochs} if args.max_epochs is not None else {}
@@ -168,6 +191,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"{args.registered_name} version {reg.version} ({reg.name}) @challenger; run {outcome.run_id}")
     verdict = "promoted to @champion" if decision.promote else "rejected"
     print(f"promotion: {verdict}: {'; '.join(decision.reasons)}")
+    if outcome.baseline is not None:
+        won = outcome.baseline.registered
+        why = "; ".join(outcome.baseline.decision.reasons)
+        print(f"{args.registered_name} version {won.version} ({won.name}) @champion instead: {why}")
     if outcome.refit is not None:
         print(f"refit ({outcome.refit_epochs} epochs): version {outcome.refit.version} is @champion")
     _print_table(outcome.report)

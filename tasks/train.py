@@ -16,10 +16,12 @@ from stockml.evaluation.run import EvalRun, feature_config_for, log_evaluation, 
 from stockml.features import FeatureResult, build_feature_frame
 from stockml.registry.lifecycle import (
     Champion,
+    Promoted,
     Registered,
     current_champion,
     gate_challenger,
     refit_and_register,
+    register_baseline,
     register_challenger,
     score_parts,
 )
@@ -91,6 +93,20 @@ def gate(
     cfg: GateConfig,
 ) -> Decision:
     return gate_challenger(tracking, registered_name, challenger, champion, run.evaluation.report, cfg)
+
+
+@task(name="baseline-champion", **PLAIN)
+def baseline(
+    tracking: TrackingConfig,
+    registered_name: str,
+    run: EvalRun,
+    challenger: Registered,
+    champion: Champion | None,
+    decision: Decision,
+    run_id: str,
+) -> Promoted | None:
+    """With no champion yet and the challenger rejected, the volatility baseline becomes ``@champion``."""
+    return register_baseline(tracking, registered_name, run, challenger, champion, decision, run_id)
 
 
 @task(name="refit", **PLAIN)

@@ -130,5 +130,21 @@ def test_evaluate_logs_one_mlflow_run(tmp_path: Path, monkeypatch: pytest.Monkey
     assert run.data.params["eval.models"] == '["tcn"]' and "lineage.lake_hashes.bars" in run.data.params
     files = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
     assert {"evaluation/report.json", "evaluation/predictions_tcn.parquet"} <= files
+    plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    names = report["results"]  # tcn, tcn.aci and the baselines
+    diagnostics = {f"plots/{kind}_{name}.png" for kind in ("pit", "coverage_by_fold") for name in names}
+    assert "plots/pit_tcn.aci.png" in diagnostics and diagnostics <= plots
+    kupiec = client.get_metric_history(run.info.run_id, "tcn.kupiec_p_95_by_fold")
+    assert [m.value for m in kupiec] == pytest.approx([names["tcn"]["per_fold"][0]["kupiec_p_95"]])
     history = client.get_metric_history(run.info.run_id, "tcn.crps_by_horizon")
     assert sorted(m.step for m in history) == [1, 2, 3, 4, 5]
+
+
+def test_model_configs_from_the_command_line() -> None:
+    from stockml.cli import _model_configs
+
+    configs = _model_configs(['ensemble={"combine": "mean", "members": ["lightgbm", "lstm"]}', "lstm={}"])
+    assert configs == {"ensemble": {"combine": "mean", "members": ["lightgbm", "lstm"]}, "lstm": {}}
+    for bad in ("ensemble", "ensemble={combine}", "=[1]", "lstm=[1, 2]"):
+        with pytest.raises(SystemExit, match="--model-config"):
+            _model_configs([bad])

@@ -31,9 +31,14 @@ def test_stacking_weights_pick_the_member_at_the_true_quantile() -> None:
     assert np.allclose(half, [0.5, 0.5], atol=0.02)  # the median 0 is their even mix
 
 
-def _ensemble(combine: str = "stack") -> EnsembleModel:
+def _ensemble(combine: str = "stack", shrink: float = 0.0) -> EnsembleModel:
     torch.manual_seed(0)
-    config = {"members": ("unconditional", "lightgbm"), "member_configs": MEMBERS, "combine": combine}
+    config = {
+        "members": ("unconditional", "lightgbm"),
+        "member_configs": MEMBERS,
+        "combine": combine,
+        "shrink": shrink,
+    }
     model = build_model("ensemble", SIZES, config)
     assert isinstance(model, EnsembleModel)
     return model
@@ -66,6 +71,10 @@ def test_a_stacked_ensemble_learns_its_weights_on_validation_and_round_trips() -
     clone = _ensemble()
     clone.load_state_dict(torch.load(buffer, weights_only=True))
     np.testing.assert_array_equal(pred, predict(clone, test)[0])
+
+    shrunk = _ensemble(shrink=0.5)  # the same fit, weights pulled halfway to equal
+    train_model(shrunk, train, valid, TrainConfig(seed=0, progress=False))
+    np.testing.assert_allclose(shrunk.weights.numpy(), 0.5 * model.weights.numpy() + 0.25, atol=1e-6)
 
 
 def test_mean_keeps_equal_weights_and_bad_configs_are_refused() -> None:

@@ -37,14 +37,18 @@ def test_replay_forecasts_each_day_and_a_rerun_trains_nothing(
         models=["tcn"],
         retrain_every=5,
         max_epochs=3,
-        coverage_band=(0.0, 1.0),  # only "beat the random walk" decides
+        coverage_band=(0.0, 1.0),  # the evidence against the best baseline and Kupiec's test decide
         mlruns_dir=tmp_path / "mlruns",
     )
     first = replay(**params)
     assert first["days"] == 10 and first["retrain_days"] == ["2023-12-18", "2023-12-25"]
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
     versions = {v.version for v in client.search_model_versions("name='stockml-replay'")}
-    assert len(versions) == 2  # one registration per retrain day
+    # Each retrain registers its challenger; tcn never beats the best baseline (linear) with t >= 2, so the
+    # first retrain, with no champion yet, also registers the volatility baseline as champion (v2).
+    assert len(versions) == 3
+    champion = client.get_model_version("stockml-replay", "2")
+    assert champion.tags["stockml.model_name"] == "unconditional"
     folder = lake_dir / "predictions" / "replay"
     written = sorted(folder.glob("*.parquet"))
     assert first["forecast_days_written"] == len(written)
@@ -54,6 +58,7 @@ def test_replay_forecasts_each_day_and_a_rerun_trains_nothing(
     assert (
         preds.groupby("as_of")["ts_code"].nunique().eq(8).all() and (preds["model_role"] == "champion").all()
     )
+    assert (preds["model_version"] == 2).all()  # the baseline forecasts every day: nothing beat it
 
     removed = written[-3:]
     for f in removed:

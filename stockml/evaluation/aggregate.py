@@ -144,6 +144,11 @@ def information_coefficients(
     return InformationCoefficients(ic, rank_ic, icir, rank_icir, int(valid.sum()), by)
 
 
+def _known(preds: pd.DataFrame, cols: Mapping[float, str]) -> pd.DataFrame:
+    """The rows every metric is computed on: outcome, as-of close and every used quantile known."""
+    return preds.dropna(subset=[Y_TRUE, LAST_CLOSE, *cols.values()])
+
+
 # --- one horizon -----------------------------------------------------------------------------------
 
 
@@ -165,7 +170,7 @@ def metrics_for(preds: pd.DataFrame, quantiles: Sequence[float] | None = None) -
     """
     cols = quantile_columns(preds, quantiles)
     levels = list(cols)
-    clean = preds.dropna(subset=[Y_TRUE, LAST_CLOSE, *cols.values()])
+    clean = _known(preds, cols)
     y = clean[Y_TRUE].to_numpy(dtype=np.float64)
     q = clean[list(cols.values())].to_numpy(dtype=np.float64)  # (N, K), K in level order
     close = clean[LAST_CLOSE].to_numpy(dtype=np.float64)
@@ -235,6 +240,41 @@ def crps_rows(preds: pd.DataFrame, quantiles: Sequence[float] | None = None) -> 
     y = preds[Y_TRUE].to_numpy(dtype=np.float64)
     values = 2.0 * m.pinball(y[:, None], q, np.asarray(list(cols))[None, :]).mean(axis=1)
     return pd.Series(values, index=preds.index)
+
+
+def pit_rows(preds: pd.DataFrame, quantiles: Sequence[float] | None = None) -> pd.Series:
+    """PIT of every row (:func:`stockml.evaluation.metrics.pit`); NaN where the outcome is unknown."""
+    cols = quantile_columns(preds, quantiles)
+    q = preds[list(cols.values())].to_numpy(dtype=np.float64)
+    return pd.Series(m.pit(preds[Y_TRUE].to_numpy(dtype=np.float64), q, list(cols)), index=preds.index)
+
+
+def rolling_coverage(
+    preds: pd.DataFrame,
+    quantiles: Sequence[float] | None = None,
+    *,
+    mass: float = 0.9,
+    window: int = 20,
+    horizon: int = 1,
+) -> pd.DataFrame:
+    """Coverage of the central ``mass`` interval over the last ``window`` as-of dates, per as-of date.
+
+    The rows of ``horizon`` that :func:`metrics_for` scores are pooled over symbols: on each date, hits /
+    rows of that date and the ``window - 1`` forecast dates before it (so a date weighs by its rows).
+    NaN until ``window`` dates are in. Columns ``date``, ``coverage``, ``n`` (rows in the window) and,
+    where ``preds`` has it, ``fold`` (the as-of date's fold).
+    """
+    cols = quantile_columns(preds, quantiles)
+    rows = _known(preds[preds[HORIZON] == horizon], cols)
+    lower, upper = m.central_interval(rows[list(cols.values())].to_numpy(np.float64), list(cols), mass)
+    hits = rows.assign(hit=m.covered(rows[Y_TRUE].to_numpy(np.float64), lower, upper))
+    how = {"hits": ("hit", "sum"), "n": ("hit", "size")}
+    if "fold" in rows:
+        how["fold"] = ("fold", "max")
+    per_date = hits.groupby(DATE, sort=True).agg(**how)
+    summed = per_date[["hits", "n"]].rolling(window, min_periods=window).sum()
+    out = per_date.drop(columns="hits").assign(coverage=summed["hits"] / summed["n"], n=summed["n"])
+    return out.reset_index()[[DATE, "coverage", "n", *(["fold"] if "fold" in out else [])]]
 
 
 def newey_west_t(x: np.ndarray, lags: int) -> float:

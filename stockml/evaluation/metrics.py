@@ -23,6 +23,7 @@ from statistics import NormalDist
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from scipy.special import ndtr
 
 FloatArray = NDArray[np.float64]
 
@@ -174,13 +175,55 @@ def expected_shortfall(q: ArrayLike, levels: Sequence[float], alpha: float = 0.0
     return integral / alpha
 
 
+def pit(y: ArrayLike, q: ArrayLike, levels: Sequence[float]) -> FloatArray:
+    """Probability integral transform: the forecast's CDF at the outcome, ``F(y)``, per row, ``(N,)``.
+
+    ``F`` is the inverse of :func:`quantile_at`: linear in the level between two given quantiles, and
+    beyond the outermost quantile the same normal tail (``Phi((y - m) / sigma)``), so
+    ``pit(quantile_at(q, levels, u)) == u`` for every ``u``. An outcome beyond the outermost quantile
+    thus lands in ``(0, L)`` or ``(U, 1)`` by how far out it lies, neither clamped to 0 / 1 nor spread at
+    random, and a forecast whose tails are too thin piles its PIT values up at the very ends. Calibrated:
+    uniform on (0, 1); too narrow: U-shaped; too wide: hump-shaped; biased: sloped. Quantiles must be
+    non-decreasing along a row; a NaN outcome or quantile gives NaN.
+    """
+    qa, lv, y_ = _arr(q), _check_levels(levels), _arr(y)
+    k = (qa <= y_[:, None]).sum(axis=1)  # quantiles at or below y: 0 = lower tail ... K = upper tail
+    upper = np.clip(k, 1, lv.size - 1)
+    rows = np.arange(y_.size)
+    lo, hi = qa[rows, upper - 1], qa[rows, upper]  # inside: lo <= y < hi, so hi > lo
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = lv[upper - 1] + (y_ - lo) / (hi - lo) * (lv[upper] - lv[upper - 1])
+        for tail, lower in ((k == 0, True), (k == lv.size, False)):
+            median, sigma, _ = _tail_scale(qa, lv, lower)
+            # a tail of zero width (outermost quantile == median) holds no mass: F is 0 below, 1 above
+            value = np.where(sigma == 0, 0.0 if lower else 1.0, ndtr((y_ - median) / sigma))
+            out = np.where(tail, value, out)
+    return np.where(np.isnan(y_) | np.isnan(qa).any(axis=1), math.nan, out)
+
+
+def pit_histogram(values: ArrayLike, bins: int = 10) -> FloatArray:
+    """Share of the finite PIT ``values`` in each of ``bins`` equal bins of [0, 1], ``(bins,)``; a
+    calibrated forecast has every share near ``1 / bins``. NaN everywhere when there is no value."""
+    v = _arr(values)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return np.full(bins, math.nan)
+    counts = np.bincount(np.minimum((v * bins).astype(np.int64), bins - 1), minlength=bins)  # 1.0 -> last
+    return counts / v.size
+
+
 # --- intervals and tail risk -----------------------------------------------------------------------
+
+
+def covered(y: ArrayLike, lower: ArrayLike, upper: ArrayLike) -> FloatArray:
+    """Per row, 1.0 where ``lower <= y <= upper`` (bounds included), else 0.0."""
+    y_ = _arr(y)
+    return ((y_ >= _arr(lower)) & (y_ <= _arr(upper))).astype(np.float64)
 
 
 def coverage(y: ArrayLike, lower: ArrayLike, upper: ArrayLike) -> float:
     """Empirical coverage: share of rows with ``lower <= y <= upper`` (bounds included)."""
-    y_ = _arr(y)
-    return _mean(((y_ >= _arr(lower)) & (y_ <= _arr(upper))).astype(np.float64))
+    return _mean(covered(y, lower, upper))
 
 
 def mean_width(lower: ArrayLike, upper: ArrayLike) -> float:

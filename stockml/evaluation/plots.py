@@ -1,7 +1,9 @@
-"""Charts for a run's artifacts: forecast fans and quantile calibration (matplotlib, Agg backend).
+"""Charts for a run's artifacts: forecast fans, quantile calibration, PIT histograms and interval
+coverage by fold and over time (matplotlib, Agg backend).
 
 Inputs are the evaluation's long prediction frames (``ts_code``, ``date``, ``horizon``, ``q<level>``,
-``y_true``, ``last_close``); each function writes one PNG and returns its path.
+``y_true``, ``last_close``, ``fold``) or tables computed from them; each plot function writes one PNG and
+returns its path.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stockml.evaluation.aggregate import quantile_columns
+from stockml.evaluation.aggregate import INTERVALS, pit_rows, quantile_columns
+from stockml.evaluation.metrics import pit_histogram
 
 
 def _pyplot():  # type: ignore[no-untyped-def]
@@ -45,6 +48,74 @@ def calibration_plot(preds: pd.DataFrame, quantiles: Sequence[float], path: Path
         ax.plot(part["level"], part["observed"], marker="o", label=f"h={h}")
     ax.set(xlabel="quantile level", ylabel="share of outcomes below the quantile", title=title)
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def pit_table(preds: pd.DataFrame, quantiles: Sequence[float], bins: int = 10) -> pd.DataFrame:
+    """Share of PIT values in each of ``bins`` equal bins, per horizon (ideal: ``1 / bins`` each)."""
+    values = pit_rows(preds, quantiles)
+    rows = []
+    for h, part in values.groupby(preds["horizon"], sort=True):
+        shares = pit_histogram(part.to_numpy(), bins)
+        rows += [{"horizon": int(h), "bin": b, "share": float(v)} for b, v in enumerate(shares)]
+    return pd.DataFrame(rows, columns=["horizon", "bin", "share"])
+
+
+def pit_plot(preds: pd.DataFrame, quantiles: Sequence[float], path: Path, title: str, bins: int = 10) -> Path:
+    """PIT histogram as a density (uniform = 1): horizon 1 as bars, the other horizons as outlines.
+    Flat: calibrated; U: intervals too narrow; hump: too wide; slope: biased median."""
+    plt = _pyplot()
+    table = pit_table(preds, quantiles, bins)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for h, part in table.groupby("horizon"):
+        density = part["share"].to_numpy() * bins
+        if h == table["horizon"].min():
+            ax.bar(edges[:-1], density, width=1.0 / bins, align="edge", alpha=0.5, label=f"h={h}")
+        else:
+            ax.stairs(density, edges, lw=1, label=f"h={h}")
+    ax.axhline(1.0, color="grey", linestyle="--", label="uniform")
+    ax.set(xlabel="PIT: forecast CDF at the outcome", ylabel="density", xlim=(0, 1), title=title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def coverage_plot(per_fold: pd.DataFrame, rolling: pd.DataFrame, window: int, path: Path, title: str) -> Path:
+    """Left: each fold's 50/80/90% interval coverage (``per_fold``: ``fold``, ``coverage_50`` ...) against
+    the nominal lines. Right: ``rolling`` 90% coverage over the last ``window`` as-of dates (``date``,
+    ``coverage``, ``fold``: :func:`~stockml.evaluation.aggregate.rolling_coverage`), dotted lines where a
+    fold starts."""
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [1, 2]})
+    folds = per_fold["fold"].to_numpy()
+    width = 0.8 / len(INTERVALS)
+    for i, mass in enumerate(INTERVALS):
+        pct = round(mass * 100)
+        observed = per_fold[f"coverage_{pct}"].to_numpy(dtype=np.float64)  # None (undefined) -> NaN
+        offset = (i - (len(INTERVALS) - 1) / 2) * width  # the intervals side by side around the fold
+        left.bar(folds + offset, observed, width=width, color=f"C{i}", label=f"{pct}%")
+        left.axhline(mass, color=f"C{i}", linestyle="--", lw=1)
+    left.set(xlabel="fold", ylabel="coverage (dashed: nominal)", ylim=(0, 1), xticks=folds, title=title)
+    left.legend(fontsize=8, loc="lower right")
+    shown = rolling.dropna(subset=["coverage"])
+    right.plot(pd.to_datetime(shown["date"]), shown["coverage"], color="C2", label="90% interval")
+    right.axhline(0.9, color="C2", linestyle="--", lw=1, label="nominal")
+    if "fold" in rolling:
+        for start in rolling.groupby("fold")["date"].min().iloc[1:]:
+            right.axvline(pd.Timestamp(start), color="grey", linestyle=":", lw=1)
+    if shown.empty:
+        right.text(0.5, 0.5, "fewer forecast dates than the window", ha="center", transform=right.transAxes)
+    right.set(
+        ylabel=f"coverage over the last {window} as-of dates", ylim=(0, 1), title="rolling 90% coverage"
+    )
+    right.legend(fontsize=8, loc="lower right")
+    right.tick_params(axis="x", labelrotation=30)  # dates only: fold numbers stay upright
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

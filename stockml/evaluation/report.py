@@ -57,7 +57,9 @@ def _clean(metrics: dict[str, float]) -> Metrics:
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
 
 
-PER_FOLD_KEYS = ("n", "crps", "rmse", "rank_ic", "coverage_90", "skill_crps", "skill_rmse")
+# Each fold's calibration too: interval coverage, and Kupiec's p of its 95% VaR breaches (metrics_for).
+FOLD_CALIBRATION_KEYS = ("coverage_50", "coverage_80", "coverage_90", "kupiec_p_95")
+PER_FOLD_KEYS = ("n", "crps", "rmse", "rank_ic", *FOLD_CALIBRATION_KEYS, "skill_crps", "skill_rmse")
 SEED_KEYS = ("crps", "skill_crps", "skill_crps_t", "skill_crps_best", "coverage_90", "rank_ic")
 _SEED_RUN = re.compile(r"^(?P<model>.+)\.seed\d+$")
 

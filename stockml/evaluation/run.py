@@ -2,7 +2,8 @@
 MLflow run (local SQLite store under ``mlruns/``, or the server given by ``--tracking-uri``).
 
 The run's artifacts: ``evaluation/`` (report.json, predictions_<name>.parquet with a ``fold`` column,
-feature_summary.json), ``plots/`` (calibration_<name>.png for every model and baseline, fan charts of a
+feature_summary.json), ``plots/`` (for every model and baseline calibration_<name>.png, pit_<name>.png and
+coverage_by_fold_<name>.png with the rolling 90% coverage over ROLLING_DATES as-of dates; fan charts of a
 few symbols for every model), ``features/`` (feature_list.json, and the last fold's norm_params.json,
 symbol_vocab.json, sector_vocab.json) and ``importances/<model>.json`` where a model has them (PTFT).
 """
@@ -18,8 +19,9 @@ from typing import cast
 import numpy as np
 import pandas as pd
 
-from stockml.evaluation.plots import calibration_plot, fan_chart
-from stockml.evaluation.report import Evaluation, build_report
+from stockml.evaluation.aggregate import rolling_coverage
+from stockml.evaluation.plots import calibration_plot, coverage_plot, fan_chart, pit_plot
+from stockml.evaluation.report import FOLD_CALIBRATION_KEYS, PER_FOLD_KEYS, Evaluation, build_report
 from stockml.features import FeatureArtifacts, FeatureConfig, FeatureResult, build_feature_frame
 from stockml.registry.tracking import TrackingConfig, log_run
 from stockml.sources.base import MarketData
@@ -27,7 +29,8 @@ from stockml.training.config import EvalConfig, TrainConfig
 from stockml.training.walkforward import FoldOutput, run_walk_forward
 
 FAN_SYMBOLS = 3
-FOLD_STEP_KEYS = ("crps", "rmse", "rank_ic", "coverage_90", "skill_crps")
+ROLLING_DATES = 20  # as-of dates in the rolling coverage window of coverage_by_fold_<name>.png
+FOLD_STEP_KEYS = ("crps", "rmse", "rank_ic", *FOLD_CALIBRATION_KEYS, "skill_crps")
 HORIZON_STEP_KEYS = ("crps", "rmse", "rank_ic", "coverage_90", "skill_crps")
 
 
@@ -133,6 +136,12 @@ def write_artifacts(folder: Path, run: EvalRun) -> dict[str, Path]:
     for name, preds in run.evaluation.predictions.items():
         preds.to_parquet(parts["evaluation"] / f"predictions_{name}.parquet", index=False)
         calibration_plot(preds, quantiles, parts["plots"] / f"calibration_{name}.png", f"{name}: calibration")
+        pit_plot(preds, quantiles, parts["plots"] / f"pit_{name}.png", f"{name}: PIT")
+        per_fold = [{"fold": row.fold, **row.metrics} for row in report.results[name].per_fold]
+        folds = pd.DataFrame(per_fold, columns=["fold", *PER_FOLD_KEYS])
+        rolling = rolling_coverage(preds, quantiles, window=ROLLING_DATES)
+        coverage_path = parts["plots"] / f"coverage_by_fold_{name}.png"
+        coverage_plot(folds, rolling, ROLLING_DATES, coverage_path, f"{name}: coverage by fold")
         if report.results[name].kind != "model":
             continue
         for symbol in sorted(preds["ts_code"].unique())[:FAN_SYMBOLS]:

@@ -31,11 +31,15 @@ class EnsembleConfig(ModelConfig):
     training window ``name:dates`` (e.g. ``lightgbm:250``: fitted on the last 250 training dates, the
     sliding-window ensemble); ``member_configs``: a config per member (its spec, else its model name);
     ``combine``: ``stack`` learns weights on the validation block (per quantile level, non-negative,
-    summing to 1, minimising the pinball loss), ``mean`` keeps them equal."""
+    summing to 1, minimising the pinball loss) and shrinks them towards equal by ``shrink``; ``mean``
+    keeps them equal."""
 
     members: tuple[str, ...] = ("unconditional", "lightgbm", "lstm")
     member_configs: dict[str, dict[str, Any]] = Field(default_factory=dict)
     combine: Literal["stack", "mean"] = "stack"
+    # stacked weights pulled towards equal ones: (1 - shrink) * stacked + shrink / M. A 60-day validation
+    # block picks corners (all weight on one member, often the one early-stopped on that same block).
+    shrink: float = Field(default=0.5, ge=0.0, le=1.0)
 
     @field_validator("members")
     @classmethod

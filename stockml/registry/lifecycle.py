@@ -1,13 +1,16 @@
 """Train, evaluate, register and promote: the steps shared by ``stockml train`` and the daily flow.
 
 1. :func:`plan_models`: the requested models plus the champion's procedure (so it is scored on the
-   same window), read from the registry.
+   same window), read from the registry; with no champion yet, the volatility baseline as a model.
 2. Walk-forward evaluation (:mod:`stockml.training.walkforward`), then :func:`build_report`; the daily
    flow runs :func:`split_by_model`'s pieces in parallel and joins them with :func:`score_parts`.
 3. :func:`log_evaluation` (in :mod:`stockml.evaluation.run`): one MLflow run with everything.
 4. :func:`register_challenger`: the best requested model that was scored, as trained on the last fold
    (its metrics are out-of-sample), becomes a new registry version with alias ``challenger``.
 5. :func:`gate_challenger`: the gate (:mod:`stockml.registry.promotion`); ``champion`` moves only on a pass.
+   :func:`register_baseline`: with no champion yet and the challenger rejected, the volatility baseline
+   as a model (``unconditional``) becomes champion: when nothing beats the best baseline, it is the
+   honest forecast. :func:`promoted` says which of the two this run made champion.
 6. :func:`refit_full`: optionally, the promoted procedure refitted on every labelled day
    (``full_train``), registered as the next version and made champion in its place.
 """
@@ -26,7 +29,16 @@ from stockml.evaluation.run import EvalRun, assemble, evaluate, log_evaluation
 from stockml.features import FeatureArtifacts, FeatureResult
 from stockml.registry import tags as T
 from stockml.registry.bundle import save_bundle
-from stockml.registry.promotion import UNSCORED, Decision, GateConfig, Procedure, Scores, decide
+from stockml.registry.promotion import (
+    BASELINE_MODEL,
+    UNSCORED,
+    Decision,
+    GateConfig,
+    Procedure,
+    Scores,
+    baseline_decision,
+    decide,
+)
 from stockml.registry.tracking import (
     TrackingConfig,
     get_alias_version,
@@ -89,9 +101,13 @@ def current_champion(tracking: TrackingConfig, registered_name: str) -> Champion
 def plan_models(eval_cfg: EvalConfig, champion: Champion | None) -> EvalConfig:
     """``eval_cfg`` with the champion's procedure added to the models when it is not scored already: under
     its model name when that model is not requested, else (a new config of it is) as ``<model>.champion``,
-    so the gate compares the challenger with the champion's own recipe on the same window."""
+    so the gate compares the challenger with the champion's own recipe on the same window. With no champion
+    yet, :data:`~stockml.registry.promotion.BASELINE_MODEL` is added instead: scored and fitted on the last
+    fold like any model, it is ready for :func:`register_baseline`."""
     if champion is None:
-        return eval_cfg
+        if BASELINE_MODEL in eval_cfg.models:
+            return eval_cfg
+        return eval_cfg.model_copy(update={"models": (*eval_cfg.models, BASELINE_MODEL)})
     name, configs = champion.model_name, dict(eval_cfg.model_configs)
     if name in eval_cfg.models:
         if T.config_tag(configs.get(name)) == T.config_tag(champion.model_config):
@@ -258,7 +274,7 @@ def gate_challenger(
     """Run the gate on this report's window; tag the challenger version; move ``champion`` on a pass."""
     same = champion is not None and champion.procedure == challenger.procedure
     champ_scores = champion_scores(report, champion, challenger) if champion is not None else None
-    decision = decide(challenger.scores, scores_of(report, "random_walk"), gate, champ_scores, same)
+    decision = decide(challenger.scores, report.best_baseline, gate, champ_scores, same)
     tags = decision.tags()
     if champion is not None:
         tags[T.COMPARED_WITH_VERSION] = str(champion.version)
@@ -266,6 +282,43 @@ def gate_challenger(
     if decision.promote:
         set_alias(tracking, registered_name, CHAMPION, challenger.version)
     return decision
+
+
+@dataclass(frozen=True)
+class Promoted:
+    """The version a training run made ``champion`` and the decision that made it so."""
+
+    registered: Registered
+    decision: Decision
+
+
+def register_baseline(
+    tracking: TrackingConfig,
+    registered_name: str,
+    run: EvalRun,
+    challenger: Registered,
+    champion: Champion | None,
+    decision: Decision,
+    run_id: str | None,
+) -> Promoted | None:
+    """With no champion yet and ``challenger`` rejected (``decision``), the volatility baseline as a model
+    (:data:`~stockml.registry.promotion.BASELINE_MODEL`, planned by :func:`plan_models`, fitted on the last
+    fold) registered as ``champion``, the reasons tagged. None when there is a champion, the challenger
+    passed, or the baseline model was not scored."""
+    if decision.promote or champion is not None or BASELINE_MODEL not in run.eval_cfg.models:
+        return None
+    report, label = run.evaluation.report, f"{challenger.name} v{challenger.version}"
+    why = baseline_decision(label, decision, scores_of(report, BASELINE_MODEL), report.best_baseline)
+    fitted = run.outputs[-1]
+    registered = register_version(
+        tracking, registered_name, run, BASELINE_MODEL, fitted, run_id, CHAMPION, why.tags()
+    )
+    return Promoted(registered, why)
+
+
+def promoted(challenger: Registered, decision: Decision, baseline: Promoted | None) -> Promoted | None:
+    """What a training run made champion: the challenger on a pass, else the baseline when registered."""
+    return Promoted(challenger, decision) if decision.promote else baseline
 
 
 def refit_full(
@@ -307,13 +360,19 @@ class TrainOutcome:
     decision: Decision
     refit: Registered | None
     refit_epochs: int | None
+    baseline: Promoted | None = None  # the volatility baseline made the first champion in its place
+
+    @property
+    def winner(self) -> Promoted | None:
+        """What this training made champion (before any refit), with why; None when nothing."""
+        return promoted(self.challenger, self.decision, self.baseline)
 
     @property
     def champion_version(self) -> int | None:
         """The version this training made champion (the refit when there is one), else None."""
-        if not self.decision.promote:
+        if self.winner is None:
             return None
-        return self.refit.version if self.refit is not None else self.challenger.version
+        return self.refit.version if self.refit is not None else self.winner.registered.version
 
 
 def train_and_gate(
@@ -330,7 +389,8 @@ def train_and_gate(
     run_name: str = "train",
     tags: dict | None = None,
 ) -> TrainOutcome:
-    """Steps 1-6 of this module in one call (``stockml train`` and the replay backfill)."""
+    """Steps 1-6 of this module in one call (``stockml train`` and the replay backfill); the daily flow
+    runs the same steps as tasks."""
     champion = current_champion(tracking, registered_name)
     eval_cfg = plan_models(requested, champion)
     run = evaluate(data, eval_cfg, train_cfg, info, None)
@@ -340,7 +400,11 @@ def train_and_gate(
     if registered is None:
         raise ValueError(f"none of the requested models {list(requested.models)} was scored")
     decision = gate_challenger(tracking, registered_name, registered, champion, report, gate_cfg)
+    baseline = register_baseline(tracking, registered_name, run, registered, champion, decision, run_id)
+    winner = promoted(registered, decision, baseline)
     final, epochs = None, None
-    if refit and decision.promote:
-        final, epochs = refit_and_register(tracking, registered_name, run, registered, decision, run_id)
-    return TrainOutcome(run_id, report, registered, decision, final, epochs)
+    if refit and winner is not None:
+        final, epochs = refit_and_register(
+            tracking, registered_name, run, winner.registered, winner.decision, run_id
+        )
+    return TrainOutcome(run_id, report, registered, decision, final, epochs, baseline)

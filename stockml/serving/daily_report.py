@@ -5,6 +5,8 @@ from __future__ import annotations
 import pandas as pd
 
 from stockml.evaluation.report_types import EvaluationReport
+from stockml.registry.lifecycle import Champion, Promoted, Registered
+from stockml.registry.promotion import BASELINE_MODEL, VOL_BASELINE, Decision
 
 METRICS = ("crps", "skill_crps", "skill_crps_t", "rmse", "rank_ic", "coverage_90", "train_seconds")
 
@@ -21,6 +23,34 @@ def metrics_markdown(report: EvaluationReport) -> str:
         for name, r in report.results.items()
     ]
     return "\n".join([head, rule, *rows])
+
+
+def promotion_lines(
+    registered_name: str,
+    challenger: Registered,
+    decision: Decision,
+    winner: Promoted | None,
+    champion: Champion | None,
+) -> dict[str, str]:
+    """The summary's lines on the gate: the challenger, its decision and reasons, and which procedure won
+    (is ``@champion`` after the gate: ``winner``, else the ``champion`` from before) and why."""
+    lines = {
+        "challenger": f"{registered_name} v{challenger.version} ({challenger.name})",
+        "decision": "promoted" if decision.promote else "rejected",
+        "reasons": "; ".join(decision.reasons),
+    }
+    if winner is not None and winner.registered.version == challenger.version:
+        lines["winner"] = f"{challenger.name} ({registered_name} v{challenger.version}), the challenger"
+        lines["why"] = "it passed every check of the gate (the reasons above)"
+    elif winner is not None:
+        won = winner.registered
+        what = f", the volatility baseline {VOL_BASELINE} as a model" if won.name == BASELINE_MODEL else ""
+        lines["winner"] = f"{won.name} ({registered_name} v{won.version}){what}"
+        lines["why"] = "; ".join(winner.decision.reasons)
+    elif champion is not None:
+        lines["winner"] = f"{champion.model_name} ({registered_name} v{champion.version}), the champion, kept"
+        lines["why"] = f"challenger {challenger.name} rejected: {'; '.join(decision.failed)}"
+    return lines
 
 
 def daily_markdown(summary: dict, report: EvaluationReport | None, drift: pd.DataFrame | None) -> str:
@@ -45,6 +75,8 @@ def daily_markdown(summary: dict, report: EvaluationReport | None, drift: pd.Dat
         ("challenger", "Challenger"),
         ("decision", "Promotion"),
         ("reasons", "Reasons"),
+        ("winner", "Winner"),
+        ("why", "Why it won"),
         ("champion", "Champion"),
         ("refit", "Refit"),
         ("predictions", "Predictions"),

@@ -62,5 +62,6 @@ class EvalConfig(BaseModel):
     # 0.1-1.1 points of CRPS skill in 4 of 4 paired runs (2 seeds), see the README.
     macro_mode: Literal["changes", "levels", "none"] = "none"
     # Online interval calibration scored beside each model as "<model>.aci" (stockml.evaluation.calibration):
-    # the adaptive-conformal step size; None: no calibrated rows.
-    aci_gamma: float | None = Field(default=0.02, gt=0.0)
+    # the adaptive-conformal step size (0.005: on the A-share sample it repaired failing 95% VaRs at no CRPS
+    # cost, where 0.02 cost 0.5% CRPS to noise); None: no calibrated rows.
+    aci_gamma: float | None = Field(default=0.005, gt=0.0)

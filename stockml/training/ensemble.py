@@ -2,7 +2,8 @@
 
 ``stack`` weights: per quantile level q, the member weights ``w >= 0, sum w = 1`` that minimise the pinball
 loss of ``sum_m w_m * member_m`` at level q over the validation block's rows and horizons (model scale, so
-volatile rows do not dominate), an exact linear programme (HiGHS). Without a validation block (a refit on
+volatile rows do not dominate), an exact linear programme (HiGHS), then pulled towards equal weights by the
+config's ``shrink``. Without a validation block (a refit on
 all data) the weights are kept as they are: equal for a new ensemble; the registry's refit then carries the
 last fold's weights over (:func:`carry_weights`).
 """
@@ -74,6 +75,8 @@ def fit_ensemble(
             ],
             axis=1,
         )  # (M, Q)
+        shrink = model.cfg.shrink
+        weights = (1.0 - shrink) * weights + shrink / len(model.cfg.members)
         model.weights.copy_(torch.from_numpy(weights).to(model.weights))
     model.eval()
     return TrainResult(history, len(history) - 1, float("nan"), time.perf_counter() - began)
