@@ -34,9 +34,12 @@ class EnsembleConfig(ModelConfig):
     summing to 1, minimising the pinball loss) and shrinks them towards equal by ``shrink``; ``mean``
     keeps them equal."""
 
-    members: tuple[str, ...] = ("unconditional", "lightgbm", "lstm")
+    members: tuple[str, ...] = ("lightgbm", "lstm")
     member_configs: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    combine: Literal["stack", "mean"] = "stack"
+    # "mean" by default: on the A-share sample (one seed) stacking on a 60-day validation block picked corners
+    # (all weight on one member); the plain mean of lightgbm and lstm was the best ensemble measured (+2.71%
+    # CRPS skill, t 2.25 against ewma_vol); with unconditional as a third member: mean +2.46%, stack +2.69%.
+    combine: Literal["stack", "mean"] = "mean"
     # stacked weights pulled towards equal ones: (1 - shrink) * stacked + shrink / M. A 60-day validation
     # block picks corners (all weight on one member, often the one early-stopped on that same block).
     shrink: float = Field(default=0.5, ge=0.0, le=1.0)
