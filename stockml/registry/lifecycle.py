@@ -11,8 +11,9 @@
    :func:`register_baseline`: with no champion yet and the challenger rejected, the volatility baseline
    as a model (``unconditional``) becomes champion: when nothing beats the best baseline, it is the
    honest forecast. :func:`promoted` says which of the two this run made champion.
-6. :func:`refit_full`: optionally, the promoted procedure refitted on every labelled day
-   (``full_train``), registered as the next version and made champion in its place.
+6. :func:`refit_and_register`: optionally, the promoted procedure refitted on every labelled day
+   (``full_train``, :mod:`stockml.training.refit`), registered as the next version and made champion
+   in its place.
 """
 
 from __future__ import annotations
@@ -21,8 +22,6 @@ import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import pandas as pd
 
 from stockml.evaluation.report_types import EvaluationReport
 from stockml.evaluation.run import EvalRun, assemble, evaluate, log_evaluation
@@ -50,16 +49,12 @@ from stockml.registry.tracking import (
 from stockml.sources.base import MarketData
 from stockml.training.config import EvalConfig, TrainConfig
 from stockml.training.ensemble import carry_weights
-from stockml.training.splits import DateRange, Fold
-from stockml.training.trainer import train_model
+from stockml.training.refit import refit_epochs, refit_full
 from stockml.training.walkforward import (
     CHAMPION_SUFFIX,
     FoldOutput,
-    fit_on_window,
     merge_fold_outputs,
-    new_model,
 )
-from stockml.training.windows import WindowDataset
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -319,37 +314,6 @@ def register_baseline(
 def promoted(challenger: Registered, decision: Decision, baseline: Promoted | None) -> Promoted | None:
     """What a training run made champion: the challenger on a pass, else the baseline when registered."""
     return Promoted(challenger, decision) if decision.promote else baseline
-
-
-def refit_full(
-    frame: pd.DataFrame,
-    features: list[str],
-    labels: list[str],
-    name: str,
-    eval_cfg: EvalConfig,
-    train_cfg: TrainConfig,
-    n_sectors: int,
-    epochs: int,
-) -> FoldOutput:
-    """``name`` refitted on every labelled date (``full_train``: no validation, ``epochs`` epochs)."""
-    labelled = frame.loc[frame[labels[-1]].notna(), "trade_date"]
-    window = DateRange(pd.Timestamp(labelled.min()), pd.Timestamp(labelled.max()))
-    norm, vocab, arrays, sizes = fit_on_window(frame, features, labels, window, eval_cfg, n_sectors)
-    train = WindowDataset.for_segment(arrays, eval_cfg.lookback, window, history_before_start=True)
-    model = new_model(name, sizes, eval_cfg, train_cfg.seed)
-    cfg = train_cfg.model_copy(update={"full_train": True, "max_epochs": max(1, epochs)})
-    train_model(model, train, None, cfg)
-    fold = Fold(index=-1, train=window, test=window, valid=None)
-    return FoldOutput(fold, {}, {}, fitted={name: model}, norm=norm, symbol_vocab=vocab, sizes=sizes)
-
-
-def refit_epochs(outputs: list[FoldOutput], name: str, default: int) -> int:
-    """Epochs for the refit: one more than the last fold's best epoch (0-based), else ``default``."""
-    history = outputs[-1].history.get(name) if outputs else None
-    if not history:
-        return default
-    best = min(range(len(history)), key=lambda i: history[i].get("valid_loss", float("inf")))
-    return best + 1
 
 
 @dataclass(frozen=True)
