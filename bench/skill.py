@@ -1,14 +1,15 @@
 """Forecast skill on the real A-share sample: each model next to the baselines, with training cost.
 
-    python bench/skill.py                                  # default models, the fixed command below
-    python bench/skill.py --models lstm,tcn,ptft --seeds 3
+    python bench/skill.py                  # lstm, tcn, ptft, lightgbm and the ensemble, each also calibrated
+    python bench/skill.py --models lstm,tcn --seeds 3
     python bench/skill.py --report report.json             # print an existing report's table
     python bench/skill.py --report a.json --report b.json --markdown   # runs merged, as the README table
 
 Runs ``stockml evaluate`` on ``../shared/data/ashare_sample`` (10 stocks, 2020-2024) into a temporary lake,
 without MLflow, and prints per model and baseline: CRPS, skill against the random walk and its
 Newey-West t, skill against the best baseline and its t, 90% coverage, Kupiec's p of the 95% VaR, rank IC
-and training seconds (summed over folds and seeds); for several seeds, the mean and sd over seeds.
+and training seconds (summed over folds and seeds); for several seeds, the mean and sd over seeds. Every
+model also has its online-calibrated row, ``<model>.aci``.
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--models", default="lstm,tcn,ptft")
+    parser.add_argument("--models", default="lstm,tcn,ptft,lightgbm,ensemble")
     parser.add_argument("--folds", type=int, default=6)
     parser.add_argument("--test-days", type=int, default=40)
     parser.add_argument("--horizon", type=int, default=5)
