@@ -37,9 +37,10 @@ def aci_spread(preds: pd.DataFrame, quantiles: tuple[float, ...], gamma: float) 
     levels = np.asarray(quantiles)
     # widening direction of the error (below - tau), over the level's tail mass so every level adapts alike
     side = np.where(levels < 0.5, 1.0, -1.0) / np.minimum(levels, 1.0 - levels)
-    for h, block in preds.groupby("horizon", sort=True):
-        dates = np.sort(block["date"].unique())
-        at = np.searchsorted(dates, block["date"].to_numpy())  # (n,) position of each row's date
+    for h, unsorted in preds.groupby("horizon", sort=True):
+        block = unsorted.sort_values("date", kind="stable")  # each date's rows one contiguous slice
+        dates, starts = np.unique(block["date"].to_numpy(), return_index=True)
+        bounds = [*starts, len(block)]
         q = block[cols].to_numpy(np.float64)  # (n, Q)
         y = block["y_true"].to_numpy(np.float64)
         median = q[:, mid : mid + 1]
@@ -49,12 +50,13 @@ def aci_spread(preds: pd.DataFrame, quantiles: tuple[float, ...], gamma: float) 
         for i in range(len(dates)):
             j = i - lag
             if j >= 0:  # the outcomes of date j are known now: update with the calibrated forecasts then
-                rows = (at == j) & np.isfinite(y)
-                if rows.any():
-                    below = (y[rows, None] < adjusted[rows]).mean(axis=0)  # (Q,)
+                known = slice(bounds[j], bounds[j + 1])
+                finite = np.isfinite(y[known])
+                if finite.any():
+                    below = (y[known][finite, None] < adjusted[known][finite]).mean(axis=0)  # (Q,)
                     phi += gamma * side * (below - levels)
                     phi[mid] = 0.0
-            rows = at == i
-            adjusted[rows] = np.sort(median[rows] + (q[rows] - median[rows]) * np.exp(phi), axis=1)
+            now = slice(bounds[i], bounds[i + 1])
+            adjusted[now] = np.sort(median[now] + (q[now] - median[now]) * np.exp(phi), axis=1)
         out.loc[block.index, cols] = adjusted
     return out
