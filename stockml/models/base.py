@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
+import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
@@ -225,6 +226,12 @@ class ForecastModel(nn.Module):
     def get_last_details(self) -> dict[str, Tensor]:
         """Detached tensors from the last forward, for monitoring and logging."""
         return {k: v.detach() for k, v in self.last_outputs.items()}
+
+
+def target_quantiles(target: np.ndarray, levels: tuple[float, ...]) -> Tensor:
+    """(H, Q) quantiles per horizon of model-scale targets ``(N, H)``, NaN where unknown: the
+    unconditional forecast (heads start there; the ``unconditional`` model forecasts it)."""
+    return torch.from_numpy(np.nanquantile(target.astype(np.float64), levels, axis=0).T.astype(np.float32))
 
 
 def cpu_state(model: nn.Module) -> dict[str, object]:

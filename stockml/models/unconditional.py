@@ -12,7 +12,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from stockml.models.base import Batch, ForecastModel, ModelConfig, ModelSizes
+from stockml.models.base import Batch, ForecastModel, ModelConfig, ModelSizes, target_quantiles
 
 
 class UnconditionalConfig(ModelConfig):
@@ -36,10 +36,8 @@ class UnconditionalModel(ForecastModel):
         return 1
 
     def fit_whole(self, train: Batch, valid: Batch | None, seed: int) -> list[dict[str, float]]:
-        target, mask = train["target"].double(), train["mask"].bool()
-        q = torch.tensor(self.sizes.quantiles, dtype=torch.float64)
-        per_h = [torch.quantile(target[mask[:, h], h], q) for h in range(self.sizes.horizon)]
-        self.levels.copy_(torch.stack(per_h).to(self.levels))  # (H, Q)
+        known = torch.where(train["mask"].bool(), train["target"].double(), torch.nan)
+        self.levels.copy_(target_quantiles(known.cpu().numpy(), self.sizes.quantiles))  # (H, Q)
         return [{"epoch": 0, "train_loss": float("nan")}]
 
     def forward(self, batch: Batch) -> Tensor:

@@ -20,7 +20,7 @@ from torch import nn
 
 from stockml.losses import build_loss
 from stockml.models import ForecastModel
-from stockml.models.base import Batch
+from stockml.models.base import Batch, target_quantiles
 from stockml.models.ensemble import EnsembleModel
 from stockml.training.config import TrainConfig
 from stockml.training.windows import WindowDataset, to_device
@@ -246,8 +246,7 @@ def train_model(
 
 def empirical_quantiles(ds: WindowDataset, levels: tuple[float, ...]) -> torch.Tensor:
     """(H, Q) quantiles of the dataset's model-scale targets, per horizon (the unconditional forecast)."""
-    target = ds.arrays.target[ds.rows].astype(np.float64)  # (N, H)
-    return torch.from_numpy(np.nanquantile(target, levels, axis=0).T.astype(np.float32))
+    return target_quantiles(ds.arrays.target[ds.rows], levels)
 
 
 def _progress(stream: Iterator[Batch], total: int, show: bool, epoch: int) -> Iterator[Batch]:
