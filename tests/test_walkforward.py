@@ -21,20 +21,21 @@ def features():
     return result
 
 
-def _run(features, models: tuple[str, ...], seeds: int = 1) -> dict[str, pd.DataFrame]:
+def _fold(features, models: tuple[str, ...], train: TrainConfig, **config):
+    """The one fold of a small walk-forward of ``models`` (``config``: EvalConfig fields to change)."""
     cfg = EvalConfig(
-        models=models,
-        horizon=2,
-        lookback=10,
-        folds=1,
-        test_days=20,
-        valid_days=20,
-        min_train_days=150,
-        baselines=("random_walk",),
-        seeds=seeds,
-        model_configs={m: {"hidden_size": 8} for m in models},
+        **{
+            "models": models,
+            "horizon": 2,
+            "lookback": 10,
+            "folds": 1,
+            "test_days": 20,
+            "valid_days": 20,
+            "min_train_days": 150,
+            "baselines": ("random_walk",),
+            **config,
+        }
     )
-    train = TrainConfig(max_epochs=1, max_batches_per_epoch=3, progress=False, device="cpu")
     (out,) = run_walk_forward(
         features.frame,
         features.feature_columns,
@@ -43,7 +44,13 @@ def _run(features, models: tuple[str, ...], seeds: int = 1) -> dict[str, pd.Data
         train,
         features.sector_vocab.size,
     )
-    return out.predictions
+    return out
+
+
+def _run(features, models: tuple[str, ...], seeds: int = 1) -> dict[str, pd.DataFrame]:
+    train = TrainConfig(max_epochs=1, max_batches_per_epoch=3, progress=False, device="cpu")
+    configs = {m: {"hidden_size": 8} for m in models}
+    return _fold(features, models, train, seeds=seeds, model_configs=configs).predictions
 
 
 def test_a_model_does_not_depend_on_what_ran_before_it(features) -> None:
@@ -62,35 +69,17 @@ def test_extra_seeds_are_separate_runs(features) -> None:
 def test_an_ensemble_learns_its_weights_per_fold_and_pickles(features) -> None:
     """Members fitted on the fold's training dates, weights on its validation block: in the fold output
     (and so in the report), and the fitted ensemble survives pickling (what Dask workers send back)."""
-    cfg = EvalConfig(
-        models=("ensemble",),
-        horizon=2,
-        lookback=10,
-        folds=1,
-        test_days=20,
-        valid_days=40,
-        min_train_days=150,
-        baselines=("random_walk",),
-        model_configs={
-            "ensemble": {
-                "members": ("unconditional", "lightgbm"),
-                "member_configs": {"lightgbm": {"n_estimators": 30, "min_child_samples": 20}},
-            }
-        },
-    )
+    ensemble = {
+        "members": ("unconditional", "lightgbm"),
+        "member_configs": {"lightgbm": {"n_estimators": 30, "min_child_samples": 20}},
+        "combine": "stack",
+    }
     train = TrainConfig(progress=False, device="cpu")
-    (out,) = run_walk_forward(
-        features.frame,
-        features.feature_columns,
-        features.label_columns,
-        cfg,
-        train,
-        features.sector_vocab.size,
-    )
+    out = _fold(features, ("ensemble",), train, valid_days=40, model_configs={"ensemble": ensemble})
     weights = out.weights["ensemble"]
     assert set(weights) == {"unconditional", "lightgbm"}
     assert np.allclose(np.add(weights["unconditional"], weights["lightgbm"]), 1.0)
-    assert len(weights["lightgbm"]) == len(cfg.quantiles)
+    assert len(weights["lightgbm"]) == len(EvalConfig().quantiles)
     assert out.predictions["ensemble"]["q0.5"].notna().all()
     clone = pickle.loads(pickle.dumps(out))
     batch = {
