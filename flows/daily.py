@@ -33,7 +33,7 @@ from stockml.features import FeatureResult
 from stockml.registry.lifecycle import CHAMPION, Champion, plan_models, promoted, split_by_model
 from stockml.registry.promotion import GateConfig
 from stockml.registry.tracking import TrackingConfig
-from stockml.serving.daily_report import daily_markdown, promotion_lines
+from stockml.serving.daily_report import calibration_line, daily_markdown, promotion_lines
 from stockml.sources.base import MarketData
 from stockml.sources.demo import DemoConfig
 from stockml.sources.factory import make_source
@@ -118,7 +118,9 @@ def daily_retrain(
         )
     with timer.stage("forecast"):
         summary["quality"] = t.quality(features, as_of, universe)
-        published, drift = forecast_with_champion(tracking, registered_name, lake, data, as_of, calendar)
+        published, drift = forecast_with_champion(
+            tracking, registered_name, lake, data, features, as_of, calendar
+        )
         summary |= published
     summary["seconds"]["total"] = timer.elapsed()
     summary["status"] = f"partially failed: {', '.join(failed)}" if failed else "completed"
@@ -180,19 +182,25 @@ def forecast_with_champion(
     registered_name: str,
     lake: Lake,
     data: MarketData,
+    features: FeatureResult,
     as_of: dt.date,
     calendar: list[dt.date],
 ) -> tuple[dict[str, Any], pd.DataFrame | None]:
-    """The ``@champion``'s forecast from ``as_of``, written to the lake: the summary's lines and the drift
-    table (None when no model has passed the gate yet)."""
+    """The ``@champion``'s forecast from ``as_of``, wearing the online calibration it has learned from its
+    earlier forecasts' outcomes, written to the lake: the summary's lines and the drift table (None when no
+    model has passed the gate yet)."""
     champion = t.champion(tracking, registered_name)
     if champion is None:
         return {"champion": "none yet: no model has passed the gate, so no forecast is published"}, None
-    preds, drift = t.forecast(tracking, f"models:/{registered_name}@{CHAMPION}", data, as_of, calendar)
+    published = tl.published(lake, champion.version)
+    state = t.learn_calibration(tracking, registered_name, champion.version, published, features, as_of)
+    uri = f"models:/{registered_name}@{CHAMPION}"
+    preds, drift = t.forecast(tracking, uri, data, as_of, calendar, state)
     path = tl.write_predictions(lake, preds.assign(model_version=champion.version), as_of)
     lines = {
         "champion": f"{registered_name} v{champion.version} ({champion.model_name})",
         "predictions": str(path),
+        "calibration": calibration_line(state),
         "drift_alerts": int(drift["alert"].sum()),
     }
     return lines, drift

@@ -206,15 +206,17 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from stockml.registry.tracking import TrackingConfig, load_forecaster
+    from stockml.registry.tracking import TrackingConfig, load_forecaster, served_calibration
     from stockml.serving.forecast import forecast_with
     from stockml.sources.factory import make_source
 
-    model = load_forecaster(TrackingConfig(tracking_uri=args.tracking_uri), args.model_uri)
+    tracking = TrackingConfig(tracking_uri=args.tracking_uri)
+    model = load_forecaster(tracking, args.model_uri)
+    learned = None if args.raw else served_calibration(tracking, args.model_uri)
     args.end, args.start = args.as_of, args.as_of - dt.timedelta(days=args.history_days)
     settings, data, _ = _market(args)
     calendar = make_source(settings).trading_days(args.as_of, args.as_of + dt.timedelta(days=60))
-    preds = forecast_with(model, data, args.as_of, calendar).predictions
+    preds = forecast_with(model, data, args.as_of, calendar, learned, raw=args.raw).predictions
     args.out.parent.mkdir(parents=True, exist_ok=True)
     preds.to_parquet(args.out, index=False)
     print(f"wrote {args.out}: {preds['ts_code'].nunique()} symbols x {preds['horizon'].max()} horizons")
@@ -261,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--history-days", type=int, default=400, help="calendar days of bars to read")
     predict.add_argument("--tracking-uri", default=None, help="MLflow server (default: sqlite under mlruns/)")
     predict.add_argument("--out", type=Path, required=True)
+    predict.add_argument(
+        "--raw", action="store_true", help="the model's own quantiles, without its online calibration"
+    )
     predict.set_defaults(func=cmd_predict)
     return parser
 

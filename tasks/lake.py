@@ -42,3 +42,10 @@ def has_forecast(lake: Lake, as_of: dt.date, name: str) -> bool:
 @task(name="write-predictions", **PLAIN)
 def write_predictions(lake: Lake, preds: pd.DataFrame, as_of: dt.date, name: str = "daily") -> Path:
     return lake.write_predictions(preds, as_of, name)
+
+
+@task(name="read-published", **PLAIN)
+def published(lake: Lake, version: int, name: str = "daily") -> pd.DataFrame:
+    """The forecasts of registry version ``version`` published in the lake (empty when none)."""
+    preds = lake.read_predictions(name)
+    return preds[preds["model_version"] == version] if "model_version" in preds else preds.iloc[:0]

@@ -26,9 +26,15 @@ from stockml.registry.lifecycle import (
     score_parts,
 )
 from stockml.registry.promotion import Decision, GateConfig
-from stockml.registry.tracking import TrackingConfig, load_forecaster
+from stockml.registry.tracking import (
+    TrackingConfig,
+    calibration_state,
+    load_forecaster,
+    set_calibration_state,
+)
+from stockml.serving.calibration import AciState
 from stockml.serving.drift import quality_summary
-from stockml.serving.forecast import forecast_with
+from stockml.serving.forecast import forecast_with, learned_calibration
 from stockml.sources.base import MarketData
 from stockml.store.lake import Lake, read_market
 from stockml.training.config import EvalConfig, TrainConfig
@@ -121,12 +127,41 @@ def refit(
     return refit_and_register(tracking, registered_name, run, promoted, decision, run_id)[0]
 
 
+@task(name="learn-calibration", **PLAIN)
+def learn_calibration(
+    tracking: TrackingConfig,
+    registered_name: str,
+    version: int,
+    published: pd.DataFrame,
+    features: FeatureResult,
+    as_of: dt.date,
+) -> AciState | None:
+    """Version ``version``'s online calibration (as learned so far, else as bundled) after the outcomes of
+    its ``published`` forecasts known at ``as_of``, stored back on the version; None when it has none."""
+    start = calibration_state(tracking, registered_name, version)
+    if start is None:
+        model = load_forecaster(tracking, f"models:/{registered_name}/{version}")
+        start = model.unwrap_python_model().forecaster.calibration
+    if start is None:
+        return None
+    state = learned_calibration(start, published, features.frame, features.label_columns, as_of)
+    if state != start:
+        set_calibration_state(tracking, registered_name, version, state)
+    return state
+
+
 @task(name="forecast", **PLAIN)
 def forecast(
-    tracking: TrackingConfig, model_uri: str, data: MarketData, as_of: dt.date, calendar: list[dt.date]
+    tracking: TrackingConfig,
+    model_uri: str,
+    data: MarketData,
+    as_of: dt.date,
+    calendar: list[dt.date],
+    calibration: AciState | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The model at ``model_uri`` forecasts from ``as_of``: (forecast table, drift table)."""
-    result = forecast_with(load_forecaster(tracking, model_uri), data, as_of, calendar)
+    """The model at ``model_uri`` forecasts from ``as_of`` wearing ``calibration`` (else its bundle's):
+    (forecast table, drift table)."""
+    result = forecast_with(load_forecaster(tracking, model_uri), data, as_of, calendar, calibration)
     return result.predictions.assign(model_uri=model_uri), result.drift()
 
 

@@ -26,6 +26,7 @@ from stockml.features import (
 from stockml.models import ForecastModel, ModelSizes, build_model
 from stockml.models.ensemble import EnsembleModel
 from stockml.registry.bundle import BUNDLE_FILE, STATE_FILE, Forecaster, load_bundle, save_bundle
+from stockml.serving.calibration import AciState
 
 FEATURES = ["logret_1", "rv_5", "vol_z", "rsi"]
 GROUPS = feature_groups(FEATURES)  # as fit_on_window records them
@@ -98,6 +99,7 @@ def saved_bundle(
     name: str = "lstm",
     config: dict | None = None,
     groups: dict[str, list[int]] | None = GROUPS,
+    calibration: AciState | None = None,
 ) -> Path:
     artifacts = fit_artifacts(frame)
     config = config if config is not None else {"hidden_size": 8, "embedding_dim": 2}
@@ -112,6 +114,7 @@ def saved_bundle(
         feature_columns=FEATURES,
         artifacts=artifacts,
         train_window=TRAIN,
+        calibration=calibration,
     )
 
 
@@ -273,3 +276,22 @@ def test_save_rejects_pieces_that_do_not_fit(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="horizon"):
         save_bundle(tmp_path, **{**kwargs, "feature_config": FeatureConfig(horizon=5, lookback=T)})
     assert not (tmp_path / BUNDLE_FILE).exists()
+
+
+def test_a_bundled_calibration_widens_the_served_quantiles_around_the_median(tmp_path: Path) -> None:
+    frame = feature_frame()
+    levels = tuple(float(c.removeprefix("q")) for c in QCOLS)
+    start = AciState.start(levels, H, gamma=0.01)
+    phi = tuple(tuple(0.1 * h * (q != 0.5) for q in levels) for h in range(1, H + 1))  # x e^0.1h, not q0.5
+    state = AciState(levels, 0.01, phi, ("2021-06-01",) * H)
+    raw = load_bundle(saved_bundle(tmp_path / "raw", frame)).predict(frame)
+    forecaster = load_bundle(saved_bundle(tmp_path / "cal", frame, calibration=state))
+    assert forecaster.calibration == state
+    served = forecaster.predict(frame)
+    median = raw["q0.5"].to_numpy()[:, None]
+    widened = median + (raw[QCOLS].to_numpy() - median) * np.exp(0.1 * raw["horizon"].to_numpy())[:, None]
+    np.testing.assert_allclose(served[QCOLS].to_numpy(), widened, rtol=1e-12)
+    pd.testing.assert_frame_equal(forecaster.predict(frame, raw=True), raw)
+    pd.testing.assert_frame_equal(forecaster.predict(frame, calibration=start), raw)  # factors 1
+    with pytest.raises(ValueError, match="calibration for quantiles"):
+        forecaster.predict(frame, calibration=AciState.start((0.1, 0.5, 0.9), H, 0.01))

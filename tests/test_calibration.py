@@ -7,9 +7,12 @@ from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from stockml.columns import quantile_column
-from stockml.evaluation.calibration import aci_spread
+from stockml.evaluation.calibration import aci_history, aci_spread
+from stockml.serving.calibration import AciState, learn
+from stockml.serving.forecast import learned_calibration
 
 LEVELS = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
 COLS = [quantile_column(q) for q in LEVELS]
@@ -59,3 +62,37 @@ def test_a_forecast_never_uses_an_outcome_unknown_at_its_date() -> None:
         pd.testing.assert_frame_equal(base.loc[early, COLS], after.loc[early, COLS])
         later = rows & (base["date"] >= dates[k + h])
         assert not np.allclose(base.loc[later, COLS], after.loc[later, COLS])
+
+
+def test_serving_learns_the_state_the_walk_forward_ends_in() -> None:
+    """Learning day by day from the published (calibrated) forecasts reaches the state the walk-forward
+    ended in; dates already learned are skipped, so a rerun changes nothing."""
+    raw = _frame(80, sd=2.0, seed=3)
+    calibrated, end = aci_history(raw, LEVELS, gamma=0.02)
+    assert end.through == (str(raw["date"].max().date()),) * 2
+    assert end.phi[0][0] > 0.1 and end.phi[0][3] == 0.0  # widened, median untouched
+    start = AciState.start(LEVELS, 2, 0.02)
+    first, rest = calibrated[calibrated["date"] < "2024-02-01"], calibrated[calibrated["date"] >= "2024-02-01"]
+    stepwise = learn(learn(start, first), calibrated)  # the second call skips what the first learned
+    assert stepwise.through == end.through
+    np.testing.assert_allclose(np.asarray(stepwise.phi), np.asarray(end.phi), rtol=1e-12)
+    assert learn(end, rest) == end
+    assert AciState.from_json(end.to_json()).through == end.through
+    np.testing.assert_allclose(np.asarray(AciState.from_json(end.to_json()).phi), np.asarray(end.phi))
+
+
+def test_the_daily_update_learns_only_outcomes_known_at_its_date() -> None:
+    """Published forecasts whose target day is after as-of are not learned from, even if the frame held a
+    label there (it cannot, point-in-time; here it does, to prove the filter)."""
+    dates = pd.bdate_range("2024-03-01", periods=4)
+    published = pd.DataFrame(
+        {"ts_code": "S0", "as_of": dates.date, "horizon": 1, "target_date": dates.shift(1, "B").date}
+    )
+    for q, col in zip(LEVELS, COLS, strict=True):
+        published[col] = NormalDist().inv_cdf(q) * 0.01
+    frame = pd.DataFrame({"ts_code": "S0", "trade_date": dates, "label_h1": 0.05})  # above every q0.95
+    start = AciState.start(LEVELS, 1, 0.01)
+    state = learned_calibration(start, published, frame, ["label_h1"], dates[2].date())
+    assert state.through == (str(dates[1].date()),)  # as-of dates 0 and 1: targets 1 and 2 <= as-of 2
+    assert state.phi[0][-1] == pytest.approx(2 * 0.01 * 0.95 / 0.05)  # two misses above q0.95: widened
+    assert state.phi[0][0] == pytest.approx(-2 * 0.01 * 0.05 / 0.05)  # nothing below q0.05: narrowed

@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
 from stockml.evaluation.aggregate import crps_skill_t, metrics_by_horizon, metrics_for, skill
 from stockml.evaluation.calibration import SUFFIX as ACI
-from stockml.evaluation.calibration import aci_spread
+from stockml.evaluation.calibration import aci_history
 from stockml.evaluation.report_types import (
     BaselineSkill,
     DataInfo,
@@ -42,6 +42,7 @@ from stockml.evaluation.report_types import (
     SeedSummary,
 )
 from stockml.features import transform_features
+from stockml.serving.calibration import AciState
 from stockml.training.baselines import BASELINES
 from stockml.training.walkforward import FoldOutput, with_truth
 
@@ -50,6 +51,8 @@ from stockml.training.walkforward import FoldOutput, with_truth
 class Evaluation:
     report: EvaluationReport
     predictions: dict[str, pd.DataFrame]  # name -> every fold's predictions with y_true and last_close
+    # model -> its online calibration after the last test date (what its registered version starts from)
+    calibration: dict[str, AciState] = field(default_factory=dict)
 
 
 def _clean(metrics: dict[str, float]) -> Metrics:
@@ -178,9 +181,10 @@ def build_report(
         )
         for name in names
     }
+    calibration: dict[str, AciState] = {}
     if aci_gamma is not None:
         for name in [n for n in names if kind_of(n) == "model"]:
-            predictions[name + ACI] = aci_spread(predictions[name], quantiles, aci_gamma)
+            predictions[name + ACI], calibration[name] = aci_history(predictions[name], quantiles, aci_gamma)
             names.append(name + ACI)
     by_h = {name: metrics_by_horizon(preds, quantiles) for name, preds in predictions.items()}
     rw = by_h.get("random_walk", {})
@@ -227,4 +231,4 @@ def build_report(
         best_baseline=best.get(1, best[min(best)]) if best else None,
         results=results,
     )
-    return Evaluation(report, predictions)
+    return Evaluation(report, predictions, calibration)

@@ -8,6 +8,7 @@ Layout::
     norm_params.json     the fitted normaliser        } the :class:`FeatureArtifacts` files
     symbol_vocab.json    symbol -> embedding index    }
     sector_vocab.json    sector -> embedding index    }
+    calibration.json     optional: the online interval calibration the forecasts wear (:class:`AciState`)
 
 :func:`load_bundle` gives a :class:`Forecaster`: point-in-time feature frame in, quantiles of the
 cumulative log return ``log(P[t+h] / P[t])`` (h = 1..H, see :mod:`stockml.features.labels`) out.
@@ -38,10 +39,12 @@ from stockml.features.frame_schema import split_columns
 from stockml.features.panel import sort_long
 from stockml.models import MODELS, ForecastModel, ModelConfig, ModelSizes, build_config, build_model
 from stockml.models.base import cpu_state
+from stockml.serving.calibration import AciState
 from stockml.training.windows import WindowArrays, WindowDataset, build_window_arrays, sample_rows
 
 BUNDLE_FILE = "bundle.json"
 STATE_FILE = "state_dict.pt"
+CALIBRATION_FILE = "calibration.json"
 BUNDLE_VERSION = 1
 CLOSE = "close"  # optional raw close in the frame: the base of the price quantiles
 
@@ -102,8 +105,10 @@ def save_bundle(
     feature_columns: list[str],
     artifacts: FeatureArtifacts,
     train_window: tuple[dt.date, dt.date],
+    calibration: AciState | None = None,
 ) -> Path:
     """Write the bundle into ``folder`` (created if needed; files there are overwritten); returns it.
+    With ``calibration``, the forecasts it serves wear that online calibration (same quantiles and horizon).
 
     Checks that the pieces fit together: the model class matches ``model_name`` and its config,
     ``sizes`` match the feature columns and the horizon, and the normaliser was fitted on exactly
@@ -119,6 +124,8 @@ def save_bundle(
     if sizes.horizon != feature_config.horizon:
         raise ValueError(f"sizes.horizon={sizes.horizon} but feature_config.horizon={feature_config.horizon}")
     artifacts.norm.check_features(list(feature_columns))
+    if calibration is not None:
+        _check_calibration(calibration, sizes.quantiles, sizes.horizon)
     meta = BundleMeta(
         model_name=model_name,
         model_config=config,
@@ -137,8 +144,18 @@ def save_bundle(
     folder.mkdir(parents=True, exist_ok=True)
     torch.save(cpu_state(model), folder / STATE_FILE)
     artifacts.save(folder)
+    if calibration is not None:
+        (folder / CALIBRATION_FILE).write_text(calibration.to_json(), encoding="utf-8")
     (folder / BUNDLE_FILE).write_text(meta.to_json(), encoding="utf-8")
     return folder
+
+
+def _check_calibration(state: AciState, quantiles: tuple[float, ...], horizon: int) -> None:
+    if tuple(state.quantiles) != tuple(quantiles) or state.horizon != horizon:
+        raise ValueError(
+            f"calibration for quantiles {state.quantiles} and horizon {state.horizon}, "
+            f"the model forecasts {tuple(quantiles)} and {horizon}"
+        )
 
 
 def load_bundle(folder: Path | str) -> Forecaster:
@@ -148,16 +165,25 @@ def load_bundle(folder: Path | str) -> Forecaster:
     model = build_model(meta.model_name, meta.model_sizes(), meta.model_config)
     state = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True)
     model.load_state_dict(state)
-    return Forecaster(model, meta, FeatureArtifacts.load(folder))
+    calibration = folder / CALIBRATION_FILE
+    aci = AciState.from_json(calibration.read_text(encoding="utf-8")) if calibration.exists() else None
+    return Forecaster(model, meta, FeatureArtifacts.load(folder), aci)
 
 
 class Forecaster:
     """A trained model with its normaliser and vocabularies, ready to forecast (always in eval mode)."""
 
-    def __init__(self, model: ForecastModel, meta: BundleMeta, artifacts: FeatureArtifacts):
+    def __init__(
+        self,
+        model: ForecastModel,
+        meta: BundleMeta,
+        artifacts: FeatureArtifacts,
+        calibration: AciState | None = None,
+    ):
         self.model = model.eval()
         self.meta = meta
         self.artifacts = artifacts
+        self.calibration = calibration  # as bundled: the state at the end of the model's evaluation
         self.feature_config = FeatureConfig.model_validate(meta.feature_config)
 
     @property
@@ -181,6 +207,8 @@ class Forecaster:
         frame: pd.DataFrame,
         as_of: dt.date | str | pd.Timestamp | None = None,
         last_close: pd.Series | None = None,
+        calibration: AciState | None = None,
+        raw: bool = False,
     ) -> pd.DataFrame:
         """Quantile forecasts, one row per (symbol, horizon).
 
@@ -192,6 +220,9 @@ class Forecaster:
         cumulative raw log return from the close at ``as_of`` to the close ``horizon`` trading days
         later. With ``last_close`` (raw close by ts_code) or a ``close`` column in ``frame``, also
         ``last_close`` and ``price_q0.05``... = ``last_close * exp(q)``.
+
+        The quantiles wear ``calibration`` (a state learned since the bundle was made), else the bundle's
+        own; ``raw=True``: the model's quantiles as they are.
         """
         data = sort_long(self._inputs(frame))
         if data.duplicated([TS_CODE, TRADE_DATE]).any():
@@ -221,15 +252,20 @@ class Forecaster:
             "horizon": np.tile(np.arange(1, h + 1, dtype=np.int64), n),
         }
         columns.update({quantile_column(x): flat[:, i] for i, x in enumerate(self.quantiles)})
+        out = pd.DataFrame(columns)
+        state = None if raw else (calibration or self.calibration)
+        if state is not None:
+            _check_calibration(state, self.quantiles, self.horizon)
+            out = state.apply(out)
         base = self._last_close(data, rows, codes, last_close)
         if base is not None:
             close = np.repeat(base, h)
-            columns["last_close"] = close
-            prices = prices_from_log_returns(close, flat)  # close * exp(q), day t's share terms
-            columns.update(
-                {quantile_column(x, "price_q"): prices[:, i] for i, x in enumerate(self.quantiles)}
-            )
-        return pd.DataFrame(columns)
+            out["last_close"] = close
+            quantiles = out[[quantile_column(x) for x in self.quantiles]].to_numpy(np.float64)
+            prices = prices_from_log_returns(close, quantiles)  # close * exp(q), day t's share terms
+            for i, x in enumerate(self.quantiles):
+                out[quantile_column(x, "price_q")] = prices[:, i]
+        return out
 
     def _inputs(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Keys, the bundle's features and the normaliser's labels (NaN where absent), or a clear error."""

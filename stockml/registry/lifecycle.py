@@ -201,6 +201,7 @@ def register_version(
             feature_columns=features.feature_columns,
             artifacts=FeatureArtifacts(fitted.norm, fitted.symbol_vocab, features.sector_vocab),
             train_window=window,
+            calibration=run.evaluation.calibration.get(name),
         )
         version = register_bundle(
             tracking,

@@ -22,6 +22,7 @@ PROMOTION = "stockml.promotion"
 PROMOTION_REASONS = "stockml.promotion_reasons"
 COMPARED_WITH_VERSION = "stockml.compared_with_version"
 REFIT_OF = "stockml.refit_of"
+CALIBRATION = "stockml.calibration"  # the online calibration state learned since registration (JSON)
 
 _WINDOW_SEP = ".."
 

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict
 
 from stockml.registry import tags as T
 from stockml.registry.bundle import BUNDLE_FILE, BundleMeta, load_bundle
+from stockml.serving.calibration import AciState
 
 if TYPE_CHECKING:
     from mlflow.pyfunc import PyFuncModel
@@ -36,6 +37,7 @@ MAX_PARAM_LENGTH = 6000  # MLflow's limit on a param value (mlflow.utils.validat
 MAX_TAG_LENGTH = 8000
 REMOTE_SCHEMES = ("http", "https", "databricks")
 MODEL_ARTIFACT = "model"
+RAW = "raw"  # the pyfunc's ``calibration`` param for uncalibrated quantiles
 # What the registered pyfunc model needs at load time, pinned to the versions installed here.
 # stockml itself is not on a package index: the serving environment must have it installed.
 REQUIREMENTS = ("mlflow", "torch", "numpy", "pandas", "pydantic", "pandera")
@@ -250,7 +252,9 @@ def register_bundle(
     bundle_dir = Path(bundle_dir).resolve()
     meta = BundleMeta.from_json((bundle_dir / BUNDLE_FILE).read_text(encoding="utf-8"))
     configure(cfg)
-    signature = ModelSignature(params=ParamSchema([ParamSpec("as_of", "string", None)]))
+    signature = ModelSignature(
+        params=ParamSchema([ParamSpec("as_of", "string", None), ParamSpec("calibration", "string", "")])
+    )
     active = mlflow.active_run()
     resume = run_id is not None and (active is None or active.info.run_id != run_id)
     with (
@@ -291,6 +295,41 @@ def set_version_tags(cfg: TrackingConfig, model_name: str, version: int, tags: M
     client = _client(cfg)
     for key, value in tags.items():
         client.set_model_version_tag(model_name, str(version), key, str(value)[:MAX_TAG_LENGTH])
+
+
+def calibration_state(cfg: TrackingConfig, model_name: str, version: int) -> AciState | None:
+    """The online calibration a version has learned since it was registered (its version tag); None
+    when it has learned nothing yet (its bundle's own state applies)."""
+    text = model_version_tags(cfg, model_name, version).get(T.CALIBRATION)
+    return AciState.from_json(text) if text else None
+
+
+def registered_version(cfg: TrackingConfig, model_uri: str) -> tuple[str, int] | None:
+    """``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` -> (NAME, version); None for any other URI
+    (a run's model, a path) or an alias that points nowhere."""
+    if not model_uri.startswith("models:/"):
+        return None
+    path = model_uri.removeprefix("models:/")
+    name, at, alias = path.partition("@")
+    if at:
+        version = get_alias_version(cfg, name, alias)
+        return None if version is None else (name, version)
+    name, _, number = path.rpartition("/")
+    return (name, int(number)) if name and number.isdigit() else None
+
+
+def served_calibration(cfg: TrackingConfig, model_uri: str) -> AciState | None:
+    """What the registered version behind ``model_uri`` has learned since registration (None: nothing yet,
+    or not a registered version; its bundle's own calibration then applies)."""
+    found = registered_version(cfg, model_uri)
+    return None if found is None else calibration_state(cfg, *found)
+
+
+def set_calibration_state(cfg: TrackingConfig, model_name: str, version: int, state: AciState) -> None:
+    text = state.to_json()
+    if len(text) > MAX_TAG_LENGTH:
+        raise ValueError(f"calibration state of {len(text)} characters exceeds a tag's {MAX_TAG_LENGTH}")
+    _client(cfg).set_model_version_tag(model_name, str(version), T.CALIBRATION, text)
 
 
 def set_alias(cfg: TrackingConfig, model_name: str, alias: str, version: int) -> None:
@@ -344,7 +383,11 @@ def _pyfunc_class() -> type:
     from mlflow.pyfunc import PythonModel
 
     class StockmlForecaster(PythonModel):
-        """Pyfunc wrapper of a model bundle (artifact ``bundle``): ``predict`` is ``Forecaster.predict``."""
+        """Pyfunc wrapper of a model bundle (artifact ``bundle``): ``predict`` is ``Forecaster.predict``.
+
+        Params: ``as_of`` (ISO date); ``calibration``: empty for the bundle's own online calibration,
+        ``"raw"`` for the model's quantiles as they are, or a state's JSON (:func:`calibration_state`).
+        """
 
         def load_context(self, context: Any) -> None:
             self.forecaster = load_bundle(context.artifacts["bundle"])
@@ -354,7 +397,11 @@ def _pyfunc_class() -> type:
             self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
         ) -> pd.DataFrame:
             as_of = (params or {}).get("as_of")
-            return self.forecaster.predict(model_input, as_of=as_of or None)
+            calibration = (params or {}).get("calibration") or ""
+            state = AciState.from_json(calibration) if calibration not in ("", RAW) else None
+            return self.forecaster.predict(
+                model_input, as_of=as_of or None, calibration=state, raw=calibration == RAW
+            )
 
     StockmlForecaster.__module__ = __name__
     StockmlForecaster.__qualname__ = "StockmlForecaster"

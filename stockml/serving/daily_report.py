@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
 from stockml.evaluation.report_types import EvaluationReport
 from stockml.registry.lifecycle import Champion, Promoted, Registered
 from stockml.registry.promotion import BASELINE_MODEL, VOL_BASELINE, Decision
+from stockml.serving.calibration import AciState
 
 METRICS = ("crps", "skill_crps", "skill_crps_t", "rmse", "rank_ic", "coverage_90", "train_seconds")
 
@@ -53,6 +56,16 @@ def promotion_lines(
     return lines
 
 
+def calibration_line(state: AciState | None) -> str:
+    """How the published quantiles were calibrated: the horizon-1 spread factors, and what they learned."""
+    if state is None:
+        return "none (the model's own quantiles)"
+    pairs = zip(state.quantiles, state.phi[0], strict=True)
+    factors = ", ".join(f"q{q:g} x{math.exp(p):.3f}" for q, p in pairs)
+    learned = state.through[0] or "nothing yet"
+    return f"online (ACI, gamma {state.gamma:g}), outcomes learned through {learned}; horizon 1: {factors}"
+
+
 def daily_markdown(summary: dict, report: EvaluationReport | None, drift: pd.DataFrame | None) -> str:
     lines = [f"# stockml daily retrain, as of {summary['as_of']}", "", f"**Status:** {summary['status']}", ""]
     if summary.get("failed_models"):
@@ -80,6 +93,7 @@ def daily_markdown(summary: dict, report: EvaluationReport | None, drift: pd.Dat
         ("champion", "Champion"),
         ("refit", "Refit"),
         ("predictions", "Predictions"),
+        ("calibration", "Calibration"),
     ):
         if summary.get(key) is not None:
             lines.append(f"- **{label}:** {summary[key]}")

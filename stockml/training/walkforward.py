@@ -245,16 +245,22 @@ def run_walk_forward(
     return [run_fold(frame, features, labels, fold, cfg, train_cfg, n_sectors) for fold in folds]
 
 
-def with_truth(
-    preds: pd.DataFrame, frame: pd.DataFrame, labels: list[str], closes: pd.DataFrame
-) -> pd.DataFrame:
-    """Attach ``y_true`` (the realised label) and ``last_close`` (raw close at the as-of date)."""
+def with_labels(preds: pd.DataFrame, frame: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
+    """``preds`` (``ts_code``, as-of ``date``, ``horizon``) with ``y_true``: the frame's ``label_h{horizon}``
+    on that row (NaN where the frame does not know it)."""
     truth = frame[["ts_code", "trade_date", *labels]].melt(
         id_vars=["ts_code", "trade_date"], var_name="label", value_name="y_true"
     )
     truth["horizon"] = truth["label"].str.removeprefix("label_h").astype(int)
     truth = truth.rename(columns={"trade_date": "date"}).drop(columns="label")
-    merged = preds.merge(truth, on=["ts_code", "date", "horizon"], how="left")
+    return preds.merge(truth, on=["ts_code", "date", "horizon"], how="left")
+
+
+def with_truth(
+    preds: pd.DataFrame, frame: pd.DataFrame, labels: list[str], closes: pd.DataFrame
+) -> pd.DataFrame:
+    """Attach ``y_true`` (the realised label) and ``last_close`` (raw close at the as-of date)."""
+    merged = with_labels(preds, frame, labels)
     close = closes.rename(columns={"trade_date": "date", "close": "last_close"})[
         ["ts_code", "date", "last_close"]
     ]
