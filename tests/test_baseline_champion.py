@@ -72,9 +72,16 @@ def test_with_nothing_better_than_the_baseline_the_volatility_baseline_is_champi
     calendar = list(pd.bdate_range(as_of, periods=10).date)
     model = load_forecaster(cfg, "models:/demo@champion")
     levels = model.unwrap_python_model().forecaster.model.levels.numpy()  # (H, Q)
-    preds = forecast_with(model, data, as_of, calendar).predictions
+    preds = forecast_with(model, data, as_of, calendar, raw=True).predictions
     assert sorted(preds["horizon"].unique()) == [1, 2] and preds["ts_code"].nunique() == 4
     qcols = [f"q{q}" for q in requested.quantiles]
+    # served, they wear the online calibration its walk-forward ended in (bundled with the version)
+    calibration = model.unwrap_python_model().forecaster.calibration
+    window = outcome.report.test_window
+    assert calibration is not None and window is not None
+    assert window[0] < (calibration.through[0] or "") <= window[1]  # learned through the test block
+    served = forecast_with(model, data, as_of, calendar).predictions
+    np.testing.assert_allclose(served[qcols], calibration.apply(preds)[qcols], rtol=1e-12)
     for h, rows in preds.groupby("horizon"):
         q = rows[qcols].to_numpy()
         spread, z = q[:, -1] - q[:, 0], levels[int(h) - 1]

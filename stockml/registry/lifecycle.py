@@ -6,7 +6,9 @@
    flow runs :func:`split_by_model`'s pieces in parallel and joins them with :func:`score_parts`.
 3. :func:`log_evaluation` (in :mod:`stockml.evaluation.run`): one MLflow run with everything.
 4. :func:`register_challenger`: the best requested model that was scored, as trained on the last fold
-   (its metrics are out-of-sample), becomes a new registry version with alias ``challenger``.
+   (its metrics are out-of-sample), becomes a new registry version with alias ``challenger``. Its bundle
+   carries the online calibration its walk-forward ended in, so what is chosen, tagged and gated is the
+   calibrated row (``<model>.aci``, :func:`served`) when the run calibrated: the forecast it will serve.
 5. :func:`gate_challenger`: the gate (:mod:`stockml.registry.promotion`); ``champion`` moves only on a pass.
    :func:`register_baseline`: with no champion yet and the challenger rejected, the volatility baseline
    as a model (``unconditional``) becomes champion: when nothing beats the best baseline, it is the
@@ -23,6 +25,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from stockml.evaluation.calibration import SUFFIX as ACI
 from stockml.evaluation.report_types import EvaluationReport
 from stockml.evaluation.run import EvalRun, assemble, evaluate, log_evaluation
 from stockml.features import FeatureArtifacts, FeatureResult
@@ -147,9 +150,15 @@ def score_parts(
     return assemble(outputs, data, features, eval_cfg.model_copy(update={"models": done}), train_cfg, info)
 
 
+def served(report: EvaluationReport, name: str) -> str:
+    """The report entry of what a version of ``name`` serves: its online-calibrated row (``<name>.aci``)
+    when the run calibrated (the bundle then carries that calibration), else its own."""
+    return name + ACI if name + ACI in report.results else name
+
+
 def best_model(report: EvaluationReport, candidates: tuple[str, ...]) -> str:
-    """The candidate with the lowest horizon-1 CRPS (ties: the first listed)."""
-    scored = [(report.results[n].metrics.get("crps"), i, n) for i, n in enumerate(candidates)]
+    """The candidate whose served forecast has the lowest horizon-1 CRPS (ties: the first listed)."""
+    scored = [(report.results[served(report, n)].metrics.get("crps"), i, n) for i, n in enumerate(candidates)]
     scored = [s for s in scored if s[0] is not None]
     if not scored:
         raise ValueError(f"no candidate among {list(candidates)} has a CRPS")
@@ -157,13 +166,14 @@ def best_model(report: EvaluationReport, candidates: tuple[str, ...]) -> str:
 
 
 def scores_of(report: EvaluationReport, name: str) -> Scores:
-    return Scores.from_metrics(report.results[name].metrics)
+    """The scores of what a version of ``name`` serves (:func:`served`): what the gate judges."""
+    return Scores.from_metrics(report.results[served(report, name)].metrics)
 
 
 def _version_tags(
     name: str, eval_cfg: EvalConfig, report: EvaluationReport, run_id: str | None
 ) -> dict[str, str]:
-    metrics = report.results[name].metrics
+    metrics = report.results[served(report, name)].metrics
     window = report.test_window
     return {
         T.MODEL_CONFIG: T.config_tag(eval_cfg.model_configs.get(name)),
