@@ -58,7 +58,7 @@ def test_an_ensemble_champion_is_served_with_its_learned_calibration(
     assert version.tags["stockml.model_name"] == "ensemble"
     client.set_registered_model_alias("stockml", "champion", "1")  # as if it had passed the gate
     forecaster = load_forecaster(TrackingConfig(), "models:/stockml/1").unwrap_python_model().forecaster
-    assert forecaster.model.cfg.members == ("lightgbm", "lstm")  # one bundle carries both members
+    assert forecaster.model.cfg.members == ("lightgbm", "cnn_lstm")  # one bundle carries both members
     bundled = forecaster.calibration
     assert bundled is not None and all(d is not None and d <= TRAIN_END for d in bundled.through)
 
