@@ -106,7 +106,9 @@ def markdown_table(report: EvaluationReport) -> str:
 
 def merge_reports(reports: list[EvaluationReport]) -> EvaluationReport:
     """Reports of separate runs on the same folds as one: every result, the first report's where names
-    repeat (the baselines, which every run scores identically)."""
+    repeat (the baselines, which every run scores identically), each ``<model>.aci`` after its model."""
+    from stockml.evaluation.calibration import SUFFIX as ACI
+
     first = reports[0]
     results = dict(first.results)
     for other in reports[1:]:
@@ -114,7 +116,10 @@ def merge_reports(reports: list[EvaluationReport]) -> EvaluationReport:
             raise ValueError("reports were run on different folds")
         for name, r in other.results.items():
             results.setdefault(name, r)
-    return replace(first, results=results)
+    own = [n for n in results if not n.endswith(ACI)]  # each calibrated row right after its model's
+    order = [m for n in own for m in (n, n + ACI) if m in results]
+    order += [n for n in results if n not in order]
+    return replace(first, results={n: results[n] for n in order})
 
 
 def read_report(path: Path) -> EvaluationReport:

@@ -89,15 +89,7 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="replay: where no model has passed the gate yet, forecast with the day's challenger "
         "(rows say model_role=challenger)",
     )
-    args = parser.parse_args(argv)
-    if args.source == "local" and args.local_dir is None and args.data_dir is not None:
-        # `--source local --data-dir FOLDER`: FOLDER is the tushare-format source; the lake stays at the
-        # settings' data_dir (never written into the source folder).
-        args.local_dir, args.data_dir = args.data_dir, None
-        print(
-            f"--source local: reading tushare files from {args.local_dir}; the lake is the settings' data_dir"
-        )
-    return args
+    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:

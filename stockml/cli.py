@@ -271,8 +271,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a command; a settings error (e.g. ``--source local`` without ``--local-dir``) is one line on
+    stderr and exit status 2, not a traceback."""
+    from stockml.config import SettingsError
+
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except SettingsError as err:
+        print(f"stockml {args.command}: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

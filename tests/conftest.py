@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 
-SAMPLE_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ashare_sample"
-
 
 def pytest_configure(config: pytest.Config) -> None:
     home = Path(tempfile.mkdtemp(prefix="stockml-prefect-"))
@@ -26,9 +24,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def sample_dir() -> Path:
-    if not SAMPLE_DIR.is_dir():
-        pytest.fail(f"the shared A-share sample is missing at {SAMPLE_DIR}")
-    return SAMPLE_DIR
+    from sample import require_sample
+
+    return require_sample()
 
 
 @pytest.fixture(scope="session")

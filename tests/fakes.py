@@ -9,23 +9,22 @@ import json
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from sample import require_sample
 
-SAMPLE = Path(__file__).parents[1] / ".." / "shared" / "data" / "ashare_sample"
 _TEXT = {c: str for c in ("ts_code", "trade_date", "list_date", "delist_date", "date", "month")}
 
 
 def _read(relative: str) -> pd.DataFrame:
-    return pd.read_csv(SAMPLE / relative, dtype=_TEXT, encoding="utf-8-sig")
+    return pd.read_csv(require_sample() / relative, dtype=_TEXT, encoding="utf-8-sig")
 
 
 @functools.cache
 def sample_daily() -> pd.DataFrame:
     """The ten sample stocks' unadjusted daily bars, exactly as in the files."""
-    return pd.concat([_read(f"daily/{p.name}") for p in sorted((SAMPLE / "daily").glob("*.csv"))])
+    return pd.concat([_read(f"daily/{p.name}") for p in sorted((require_sample() / "daily").glob("*.csv"))])
 
 
 @functools.cache

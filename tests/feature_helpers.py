@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sample import require_sample
 
 from stockml.sources.base import MarketData
 
-ASHARE_SAMPLE = Path(__file__).resolve().parents[1].parent / "shared/data/ashare_sample"
 INDUSTRIES = ("银行", "白酒", "汽车")
 
 
@@ -152,8 +152,10 @@ def _melt_macro(path: Path) -> pd.DataFrame:
     return long[["table", "series", "freq", "period_end", "value"]].reset_index(drop=True)
 
 
-def load_ashare_sample(root: Path = ASHARE_SAMPLE) -> MarketData:
-    """The sample's CSVs as validated canonical frames (bars, index_daily, stock_basic, macro)."""
+def load_ashare_sample(root: Path | None = None) -> MarketData:
+    """The sample's CSVs (default: the shared sample, else the test skips) as validated canonical frames
+    (bars, index_daily, stock_basic, macro)."""
+    root = root or require_sample()
     numeric = ["open", "high", "low", "close", "pre_close", "change", "pct_chg", "vol", "amount"]
     bars = pd.concat([_read(p) for p in sorted((root / "daily").glob("*.csv"))], ignore_index=True)
     bars = bars.assign(

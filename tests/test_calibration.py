@@ -72,7 +72,8 @@ def test_serving_learns_the_state_the_walk_forward_ends_in() -> None:
     assert end.through == (str(raw["date"].max().date()),) * 2
     assert end.phi[0][0] > 0.1 and end.phi[0][3] == 0.0  # widened, median untouched
     start = AciState.start(LEVELS, 2, 0.02)
-    first, rest = calibrated[calibrated["date"] < "2024-02-01"], calibrated[calibrated["date"] >= "2024-02-01"]
+    early = calibrated["date"] < "2024-02-01"
+    first, rest = calibrated[early], calibrated[~early]
     stepwise = learn(learn(start, first), calibrated)  # the second call skips what the first learned
     assert stepwise.through == end.through
     np.testing.assert_allclose(np.asarray(stepwise.phi), np.asarray(end.phi), rtol=1e-12)

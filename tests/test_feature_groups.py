@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import torch
-from feature_helpers import ASHARE_SAMPLE, load_ashare_sample
+from feature_helpers import load_ashare_sample
 
 from stockml.features import FeatureConfig, FeatureResult, build_feature_frame
 from stockml.models import ModelSizes, build_model
@@ -15,7 +15,6 @@ from stockml.training.config import EvalConfig
 from stockml.training.splits import DateRange
 from stockml.training.walkforward import fit_on_window
 
-HAS_SAMPLE = ASHARE_SAMPLE.is_dir()
 EXPECTED = {  # column indices of the default frame of ashare_sample (68 features)
     "price": [0, 1, 2, 3, 7],  # logret_1/5/10/20, amplitude
     "volatility": [4, 5, 6, 10, 11, 12, 13, 14],  # rv_5/20/60, then the five of vol_features.py
@@ -28,8 +27,6 @@ EXPECTED = {  # column indices of the default frame of ashare_sample (68 feature
 
 @pytest.fixture(scope="module")
 def real() -> FeatureResult:
-    if not HAS_SAMPLE:
-        pytest.skip(f"{ASHARE_SAMPLE} not present")
     return build_feature_frame(load_ashare_sample(), FeatureConfig())
 
 

@@ -11,13 +11,12 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from feature_helpers import ASHARE_SAMPLE, load_ashare_sample
+from feature_helpers import load_ashare_sample
 
 from stockml.features import FeatureConfig, FeatureResult, build_feature_frame, validate_features
 from stockml.features.macro import table_columns
 from stockml.sources.base import MarketData
 
-pytestmark = pytest.mark.skipif(not ASHARE_SAMPLE.is_dir(), reason=f"{ASHARE_SAMPLE} not present")
 CONFIG = FeatureConfig()
 LEVELS = FeatureConfig(macro_mode="levels")
 

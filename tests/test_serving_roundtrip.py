@@ -83,7 +83,8 @@ def test_an_ensemble_champion_is_served_with_its_learned_calibration(
     assert learned.phi != bundled.phi
     assert f"through {DAY1}" in days[DAY2]["calibration"]
 
-    published = pd.read_parquet(days[DAY2]["predictions"]).sort_values(["ts_code", "horizon"], ignore_index=True)
+    published = pd.read_parquet(days[DAY2]["predictions"])
+    published = published.sort_values(["ts_code", "horizon"], ignore_index=True)
     served, raw = _predict(tmp_path), _predict(tmp_path, "--raw")
     assert (published["model_version"] == 1).all() and len(served) == 8 * 5
     np.testing.assert_allclose(served[QCOLS], published[QCOLS], rtol=1e-6)  # flow and CLI serve the same

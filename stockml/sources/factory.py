@@ -6,8 +6,15 @@ import hashlib
 import json
 from collections.abc import Sequence
 
-from stockml.config import Settings
+from stockml.config import Settings, SettingsError
 from stockml.sources.base import DataSource
+
+# Every command (stockml, flows.backfill, flows.daily) builds its source here, so all say the same.
+LOCAL_DIR_MISSING = (
+    "source 'local' needs the folder of tushare files: --local-dir PATH (or STOCKML_LOCAL_DIR, or "
+    "local_dir in the config file); --data-dir is the lake, not the source. e.g. "
+    "python -m flows.backfill --source local --local-dir ../shared/data/ashare_sample --data-dir data"
+)
 
 
 def make_source(settings: Settings) -> DataSource:
@@ -20,7 +27,7 @@ def make_source(settings: Settings) -> DataSource:
         from stockml.sources.local import LocalSource
 
         if settings.local_dir is None:
-            raise ValueError("source 'local' needs local_dir (STOCKML_LOCAL_DIR or --data-source-dir)")
+            raise SettingsError(LOCAL_DIR_MISSING)
         return LocalSource(settings.local_dir)
     from stockml.sources.tushare_source import TushareConfig, TushareSource
 

@@ -10,7 +10,7 @@ The trading calendar is the set of dates present in the bars.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from stockml.columns import REQUIRED, SOURCE_FILE, SOURCE_ROW
 from stockml.sources.base import MarketData, ReadError
-from stockml.sources.tushare_format import to_canonical
+from stockml.sources.tushare_format import parse_dates, to_canonical
 
 _SUFFIXES = (".csv", ".parquet")
 # Read code and date columns as text so leading zeros and formats survive for the gate.
@@ -97,10 +97,15 @@ def read_table(table: str, paths: list[Path]) -> tuple[pd.DataFrame | None, list
 
 @dataclass
 class LocalSource:
-    """Reads a folder once (lazily) and serves any date range and symbol subset from it."""
+    """Reads a folder once (lazily) and serves any date range and symbol subset from it.
+
+    ``today`` bounds the plausible dates: a row dated after it is served with every range, so that the
+    gate reports it wherever it sits in the files.
+    """
 
     root: Path
     name: str = "local"
+    today: Callable[[], dt.date] = field(default=dt.date.today, repr=False)
     _cache: MarketData | None = field(default=None, repr=False)
 
     def _load(self) -> MarketData:
@@ -135,11 +140,11 @@ class LocalSource:
         data = self._load()
         out: dict[str, pd.DataFrame | None] = {}
         for table, frame in data.tables().items():
-            out[table] = _slice(table, frame, start, end, symbols)
+            out[table] = _slice(table, frame, start, end, symbols, today=self.today())
         return MarketData(read_errors=data.read_errors, **out)
 
     def trading_days(self, start: dt.date, end: dt.date) -> list[dt.date]:
-        dates = _dates(self._load().bars["trade_date"]).dropna().unique()
+        dates = parse_dates(self._load().bars["trade_date"]).dropna().unique()
         days = sorted(d.date() for d in pd.DatetimeIndex(dates))
         return [d for d in days if start <= d <= end]
 
@@ -147,19 +152,25 @@ class LocalSource:
         return []
 
 
-def _dates(raw: pd.Series) -> pd.Series:
-    text = raw.astype("string").str.replace("-", "", regex=False)
-    return pd.to_datetime(text, format="%Y%m%d", errors="coerce")
-
-
 def _slice(
-    table: str, frame: pd.DataFrame, start: dt.date, end: dt.date, symbols: Sequence[str] | None
+    table: str,
+    frame: pd.DataFrame,
+    start: dt.date,
+    end: dt.date,
+    symbols: Sequence[str] | None,
+    *,
+    today: dt.date,
 ) -> pd.DataFrame:
-    """Rows in range and universe. Rows whose date cannot be parsed are kept for the gate to report."""
+    """Rows in range and universe.
+
+    Rows no range can hold -- a date the gate cannot parse, or one after ``today`` -- are kept whatever
+    the range, so that the gate reports them (file, row, column) instead of the slice dropping them unseen.
+    """
     keep = pd.Series(True, index=frame.index)
     if table in _DATE_FILTERED:
-        dates = _dates(frame["trade_date"])
-        keep &= dates.isna() | dates.between(pd.Timestamp(start), pd.Timestamp(end))
+        dates = parse_dates(frame["trade_date"])
+        in_range = dates.between(pd.Timestamp(start), pd.Timestamp(end))
+        keep &= in_range | dates.isna() | (dates > pd.Timestamp(today))
     if symbols is not None and table in _DATE_FILTERED - {"index_daily"}:
         keep &= frame["ts_code"].isin(list(symbols))
     return frame[keep]

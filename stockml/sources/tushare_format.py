@@ -1,7 +1,8 @@
 """Tushare-format frames -> canonical frames, in one place.
 
 Values are left as read (strings stay strings): the validation gate parses and reports. This
-module only renames, reshapes (wide macro -> long) and attaches provenance.
+module only renames, reshapes (wide macro -> long) and attaches provenance, and knows tushare's date
+formats (:func:`parse_dates`, shared by the gate and the local source's range slice).
 """
 
 from __future__ import annotations
@@ -30,6 +31,21 @@ def to_canonical(table: str, raw: pd.DataFrame, source_file: str | None = None) 
     if source_file is None:
         return out
     return out.assign(**{SOURCE_FILE: source_file, SOURCE_ROW: np.arange(len(out), dtype=np.int64)})
+
+
+def parse_dates(raw: pd.Series) -> pd.Series:
+    """Tushare dates (``YYYYMMDD``, ``YYYY-MM-DD``, or already datetimes) -> datetime64; NaT where a
+    value cannot be parsed. One parser, so that a slice by date and the gate agree on every cell."""
+    if pd.api.types.is_datetime64_any_dtype(raw):
+        return raw.astype("datetime64[ns]")
+    text = raw.astype("str").str.strip()
+    if pd.api.types.is_float_dtype(raw):
+        text = text.str.removesuffix(".0")  # 20240102.0 from a numeric column with gaps
+    compact = pd.to_datetime(text, format="%Y%m%d", errors="coerce")
+    if compact.notna().sum() == text.notna().sum():
+        return compact.astype("datetime64[ns]")
+    iso = pd.to_datetime(text.where(compact.isna()), format="%Y-%m-%d", errors="coerce")
+    return compact.fillna(iso).astype("datetime64[ns]")
 
 
 def _month_end(text: pd.Series) -> pd.Series:

@@ -17,6 +17,7 @@ import pandera.pandas as pa
 
 from stockml.columns import REQUIRED, SOURCE_FILE, SOURCE_ROW
 from stockml.sources.base import MarketData, ReadError
+from stockml.sources.tushare_format import parse_dates
 from stockml.store.schemas import DATE, NUMERIC, OHLC_RULES, TABLE_TYPES, table_schema
 
 REPORT_COLUMNS = ["table", "source_file", "row", "column", "check", "value"]
@@ -68,19 +69,6 @@ def _failure(table: str, file: object, row: object, column: object, check: str, 
     return {"table": table, "source_file": file, "row": row, "column": column, "check": check, "value": value}
 
 
-def _parse_dates(raw: pd.Series) -> pd.Series:
-    if pd.api.types.is_datetime64_any_dtype(raw):
-        return raw.astype("datetime64[ns]")
-    text = raw.astype("str").str.strip()
-    if pd.api.types.is_float_dtype(raw):
-        text = text.str.removesuffix(".0")  # 20240102.0 from a numeric column with gaps
-    compact = pd.to_datetime(text, format="%Y%m%d", errors="coerce")
-    if compact.notna().sum() == text.notna().sum():
-        return compact.astype("datetime64[ns]")
-    iso = pd.to_datetime(text.where(compact.isna()), format="%Y-%m-%d", errors="coerce")
-    return compact.fillna(iso).astype("datetime64[ns]")
-
-
 def parse_table(table: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
     """Parse each known column to its type; report cells that could not be parsed and absent columns."""
     files = frame[SOURCE_FILE] if SOURCE_FILE in frame else pd.Series("?", index=frame.index)
@@ -98,7 +86,7 @@ def parse_table(table: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[dic
         if kind == NUMERIC:
             parsed = pd.to_numeric(raw, errors="coerce").astype(float)
         elif kind == DATE:
-            parsed = _parse_dates(raw)
+            parsed = parse_dates(raw)
         else:
             parsed = raw.astype("str").str.strip()  # pandas' arrow-backed strings: fast checks
         bad = raw.notna() & parsed.isna()
