@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -270,12 +271,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _log_progress() -> None:
+    """stockml's progress lines (one per fold, model and epoch, with elapsed and time left) on stderr, so a
+    long command says what it does also when its output is a file, CI or a worker's log (a terminal also
+    gets the epoch bar). Other libraries' loggers stay as they are."""
+    logger = logging.getLogger("stockml")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run a command; a settings error (e.g. ``--source local`` without ``--local-dir``) is one line on
     stderr and exit status 2, not a traceback."""
     from stockml.config import SettingsError
 
     args = build_parser().parse_args(argv)
+    _log_progress()
     try:
         return int(args.func(args))
     except SettingsError as err:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from feature_helpers import synthetic_market
 from mlflow import MlflowClient
 from test_tracking import cfg  # noqa: F401  (fixture: a fresh store under tmp_path)
@@ -20,6 +21,7 @@ from stockml.serving.forecast import forecast_with
 from stockml.training.config import EvalConfig, TrainConfig
 
 
+@pytest.mark.slow
 def test_with_nothing_better_than_the_baseline_the_volatility_baseline_is_champion(
     cfg: TrackingConfig,  # noqa: F811
 ) -> None:

@@ -12,6 +12,7 @@ from stockml.cli import main
 from stockml.evaluation.report import build_report  # noqa: F401  (import cost paid once)
 
 
+@pytest.mark.slow
 def test_features_command_on_real_sample(sample_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "features.parquet"
     code = main(

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import re
+
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
 from stockml.losses import build_loss
@@ -107,3 +111,13 @@ def test_date_batches_pack_whole_dates() -> None:
         assert (counts == 3).all() and len(days) <= 3
         seen.extend(days.tolist())
     assert sorted(seen) == sorted(np.unique(a.day[one.rows]).tolist())
+
+
+def test_each_epoch_logs_a_progress_line_with_time_left(caplog: pytest.LogCaptureFixture) -> None:
+    """Without a terminal (no bar), a long command still says what it does: one line per epoch."""
+    caplog.set_level(logging.INFO, logger="stockml")
+    train_model(_model(), _dataset(200, 0, signal=True), None, TrainConfig(max_epochs=3, progress=False))
+    lines = [r.getMessage() for r in caplog.records if r.name == "stockml.training.trainer"]
+    assert [line.split(":")[0] for line in lines] == [f"LSTMModel epoch {e}/3" for e in (1, 2, 3)]
+    assert re.search(r"train \d\.\d{5} valid nan lr .*, \d+\.\d s, at most \d+ s left$", lines[0])
+    assert lines[-1].endswith("at most 0 s left")

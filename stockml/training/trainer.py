@@ -216,12 +216,17 @@ def train_model(
             if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 sched.step(row["valid_loss"])
         result.history.append(row)
+        elapsed = time.perf_counter() - began
         log.info(
-            "epoch %d train %.5f valid %s lr %.2e",
-            epoch,
+            "%s epoch %d/%d: train %.5f valid %s lr %.2e, %.1f s, at most %.0f s left",
+            type(model).__name__,
+            epoch + 1,
+            cfg.max_epochs,
             row["train_loss"],
             f"{row.get('valid_loss', math.nan):.5f}",
             row["lr"],
+            elapsed,
+            elapsed / (epoch + 1) * (cfg.max_epochs - epoch - 1),
         )
         if not use_valid:
             result.best_epoch = epoch

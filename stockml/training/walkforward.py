@@ -209,7 +209,7 @@ def run_fold(
                 "predict_seconds": time.perf_counter() - began,
             }
             out.history[key] = result.history
-            log.info("fold %d %s: %d epochs, best %s, %.1f s", fold.index, key, len(result.history),
+            log.info("fold %d %s: %d epochs, best %s, %.1f s", fold.index + 1, key, len(result.history),
                      result.best_epoch, result.seconds)  # fmt: skip
             if k == 0:
                 out.fitted[name] = model
@@ -242,7 +242,13 @@ def run_walk_forward(
         min_train_days=cfg.min_train_days,
         valid_days=cfg.valid_days,
     )
-    return [run_fold(frame, features, labels, fold, cfg, train_cfg, n_sectors) for fold in folds]
+    outputs = []
+    for fold in folds:
+        log.info("fold %d/%d: train %s..%s, test %s..%s, models %s", fold.index + 1, len(folds),
+                 fold.train.start.date(), fold.train.end.date(), fold.test.start.date(),
+                 fold.test.end.date(), ", ".join(cfg.models) or "baselines only")  # fmt: skip
+        outputs.append(run_fold(frame, features, labels, fold, cfg, train_cfg, n_sectors))
+    return outputs
 
 
 def with_labels(preds: pd.DataFrame, frame: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
