@@ -8,6 +8,7 @@ write could register or log twice.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pandas as pd
 from prefect import task
@@ -52,7 +53,14 @@ def build_features(
     return data, build_feature_frame(data, feature_config_for(eval_cfg))
 
 
-@task(name="evaluate-model", **PLAIN)
+def evaluate_run_name(parameters: dict[str, Any]) -> str:
+    """``evaluate-lstm`` for one model's part, ``evaluate-baselines`` for the baselines' (no models), so
+    the flow graph names each walk-forward by what it evaluates."""
+    models = parameters["eval_cfg"].models
+    return f"evaluate-{'+'.join(models) or 'baselines'}"
+
+
+@task(name="evaluate-model", task_run_name=evaluate_run_name, **PLAIN)
 def evaluate_model(features: FeatureResult, eval_cfg: EvalConfig, train_cfg: TrainConfig) -> list[FoldOutput]:
     """Walk-forward of the models (or baselines) in ``eval_cfg``; one task per model in the daily flow."""
     return walk_forward(features, eval_cfg, train_cfg)

@@ -4,6 +4,9 @@ daily summary says which procedure won and why."""
 
 from __future__ import annotations
 
+import datetime as dt
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,21 +16,27 @@ from test_tracking import cfg  # noqa: F401  (fixture: a fresh store under tmp_p
 
 from stockml.evaluation.run import data_info
 from stockml.registry import tags as T
+from stockml.registry.descriptions import GATE_HEADING, MODEL_DESCRIPTION
 from stockml.registry.lifecycle import Champion, Promoted, Registered, current_champion, train_and_gate
 from stockml.registry.promotion import BASELINE_MODEL, Decision, GateConfig, Scores
 from stockml.registry.tracking import TrackingConfig, get_alias_version, load_forecaster
 from stockml.serving.daily_report import daily_markdown, promotion_lines
 from stockml.serving.forecast import forecast_with
+from stockml.store.lake import Lake, lake_lineage
 from stockml.training.config import EvalConfig, TrainConfig
 
 
 @pytest.mark.slow
 def test_with_nothing_better_than_the_baseline_the_volatility_baseline_is_champion(
     cfg: TrackingConfig,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     # A random walk with constant volatility: nothing to learn, so an lstm trained for three batches has no
     # significant gain over the best baseline.
     data = synthetic_market(n_symbols=4, n_days=420, seed=3)
+    lake = Lake(tmp_path / "lake")
+    lake.upsert("bars", data.bars)
+    lineage = lake_lineage(lake, dt.date(2022, 8, 1))
     dates = pd.to_datetime(data.bars["trade_date"])
     requested = EvalConfig(
         models=("lstm",),
@@ -42,7 +51,7 @@ def test_with_nothing_better_than_the_baseline_the_volatility_baseline_is_champi
     )
     train = TrainConfig(max_epochs=1, max_batches_per_epoch=3, progress=False, device="cpu")
     info = data_info("synthetic", data.bars, dates.min().date(), dates.max().date())
-    outcome = train_and_gate(data, requested, train, cfg, "demo", GateConfig(), info=info, lineage={})
+    outcome = train_and_gate(data, requested, train, cfg, "demo", GateConfig(), info=info, lineage=lineage)
 
     lstm = outcome.report.results["lstm"].metrics
     assert not outcome.decision.promote
@@ -68,6 +77,22 @@ def test_with_nothing_better_than_the_baseline_the_volatility_baseline_is_champi
     assert "the honest forecast is the volatility baseline ewma_vol" in reasons
     champion = current_champion(cfg, "demo")
     assert champion is not None and champion.model_name == BASELINE_MODEL
+
+    # What the MLflow UI shows: the model and every version described in words, the run's lake inputs.
+    assert client.get_registered_model("demo").description == MODEL_DESCRIPTION
+    window = T.format_window(*outcome.report.test_window)
+    for version, name, verdict, reason in (
+        (outcome.challenger.version, "lstm", "rejected", "does not beat the best baseline"),
+        (baseline.version, BASELINE_MODEL, "promoted", "the honest forecast is the"),
+    ):
+        found = client.get_model_version("demo", str(version))
+        trained = T.format_window(found.tags[T.TRAIN_START], found.tags[T.TRAIN_END])
+        assert found.description.startswith(f"**{name}** `")
+        assert f"- Training window: {trained}\n" in found.description
+        assert f"- Evaluation window (out of sample): {window} (1 walk-forward fold)" in found.description
+        assert f"\n\n{GATE_HEADING} {verdict}\n" in found.description and reason in found.description
+    inputs = client.get_run(outcome.run_id).inputs.dataset_inputs
+    assert [(i.dataset.name, i.dataset.digest) for i in inputs] == [("bars", lineage["lake_hashes"]["bars"])]
 
     # It serves forecasts: its training quantiles of z, scaled by each symbol's sigma_t * sqrt(h).
     as_of = dates.max().date()

@@ -23,7 +23,7 @@ from stockml.evaluation.aggregate import rolling_coverage
 from stockml.evaluation.plots import calibration_plot, coverage_plot, fan_chart, pit_plot
 from stockml.evaluation.report import FOLD_CALIBRATION_KEYS, PER_FOLD_KEYS, Evaluation, build_report
 from stockml.features import FeatureArtifacts, FeatureConfig, FeatureResult, build_feature_frame
-from stockml.registry.tracking import TrackingConfig, log_run
+from stockml.registry.tracking import DatasetRef, TrackingConfig, log_run
 from stockml.sources.base import MarketData
 from stockml.training.config import EvalConfig, TrainConfig
 from stockml.training.walkforward import FoldOutput, run_walk_forward
@@ -157,11 +157,23 @@ def write_artifacts(folder: Path, run: EvalRun) -> dict[str, Path]:
     return {name: path for name, path in parts.items() if any(path.iterdir())}
 
 
+def lake_datasets(lineage: dict) -> list[DatasetRef]:
+    """The lake tables a run read, from its lineage (:func:`~stockml.store.lake.lake_lineage`'s
+    ``lake_hashes``, or the replay's ``bars_hash`` of its window's bars), as datasets known by their hash.
+    Their source is ``<lake_root>/<table>`` (``lake/<table>`` when the lineage does not name the root)."""
+    hashes = dict(lineage.get("lake_hashes") or {})
+    if "bars_hash" in lineage:
+        hashes.setdefault("bars", lineage["bars_hash"])
+    root = str(lineage.get("lake_root") or "lake").rstrip("/")
+    return [DatasetRef(table, str(digest), f"{root}/{table}") for table, digest in sorted(hashes.items())]
+
+
 def log_evaluation(
     tracking: TrackingConfig, run: EvalRun, lineage: dict, run_name: str, tags: dict | None = None
 ) -> str:
-    """One MLflow run per evaluation: config, lineage, every model's metrics (aggregated at horizon 1,
-    per horizon and per fold as steps), and the artifacts above. Returns the run id."""
+    """One MLflow run per evaluation: config, lineage (params, and the lake tables as dataset inputs), every
+    model's metrics (aggregated at horizon 1, per horizon and per fold as steps), and the artifacts above.
+    Returns the run id."""
     report = run.evaluation.report
     metrics = {
         f"{name}.{key}": value
@@ -205,4 +217,5 @@ def log_evaluation(
             step_metrics=steps,
             tags={"kind": "evaluation", "seed": run.train_cfg.seed, **(tags or {})},
             artifacts=write_artifacts(Path(tmp), run),
+            datasets=lake_datasets(lineage),
         )

@@ -9,6 +9,8 @@
    (its metrics are out-of-sample), becomes a new registry version with alias ``challenger``. Its bundle
    carries the online calibration its walk-forward ended in, so what is chosen, tagged and gated is the
    calibrated row (``<model>.aci``, :func:`served`) when the run calibrated: the forecast it will serve.
+   The version is described in words (:func:`describe_version`; the registered model by
+   :data:`MODEL_DESCRIPTION` when it is created); the gate's decision is added (:func:`with_decision`).
 5. :func:`gate_challenger`: the gate (:mod:`stockml.registry.promotion`); ``champion`` moves only on a pass.
    :func:`register_baseline`: with no champion yet and the challenger rejected, the volatility baseline
    as a model (``unconditional``) becomes champion: when nothing beats the best baseline, it is the
@@ -25,12 +27,12 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stockml.evaluation.calibration import SUFFIX as ACI
 from stockml.evaluation.report_types import EvaluationReport
 from stockml.evaluation.run import EvalRun, assemble, evaluate, log_evaluation
 from stockml.features import FeatureArtifacts, FeatureResult
 from stockml.registry import tags as T
 from stockml.registry.bundle import save_bundle
+from stockml.registry.descriptions import MODEL_DESCRIPTION, describe_version, served, with_decision
 from stockml.registry.promotion import (
     BASELINE_MODEL,
     UNSCORED,
@@ -47,7 +49,9 @@ from stockml.registry.tracking import (
     model_version_tags,
     register_bundle,
     set_alias,
+    set_version_description,
     set_version_tags,
+    version_description,
 )
 from stockml.sources.base import MarketData
 from stockml.training.config import EvalConfig, TrainConfig
@@ -150,12 +154,6 @@ def score_parts(
     return assemble(outputs, data, features, eval_cfg.model_copy(update={"models": done}), train_cfg, info)
 
 
-def served(report: EvaluationReport, name: str) -> str:
-    """The report entry of what a version of ``name`` serves: its online-calibrated row (``<name>.aci``)
-    when the run calibrated (the bundle then carries that calibration), else its own."""
-    return name + ACI if name + ACI in report.results else name
-
-
 def best_model(report: EvaluationReport, candidates: tuple[str, ...]) -> str:
     """The candidate whose served forecast has the lowest horizon-1 CRPS (ties: the first listed)."""
     scored = [(report.results[served(report, n)].metrics.get("crps"), i, n) for i, n in enumerate(candidates)]
@@ -194,18 +192,26 @@ def register_version(
     run_id: str | None,
     alias: str = CHALLENGER,
     extra_tags: dict[str, str] | None = None,
+    decision: Decision | None = None,
 ) -> Registered:
     """Bundle the model ``name`` as fitted in ``fitted`` (by default the last fold) and register it as a
-    new version with ``alias`` (default ``challenger``); its scores are the run's out-of-sample ones."""
+    new version with ``alias`` (default ``challenger``); its scores are the run's out-of-sample ones.
+    The version is tagged and described (:func:`describe_version`), with ``decision`` when it was gated."""
     assert fitted.norm is not None and fitted.symbol_vocab is not None and fitted.sizes is not None
     report, features = run.evaluation.report, run.features
     window = (fitted.fold.train.start.date(), fitted.fold.train.end.date())
+    tags = _version_tags(name, run.eval_cfg, report, run_id) | (extra_tags or {})
+    config = run.eval_cfg.model_configs.get(name)
+    description = describe_version(report, name, config, window, tags.get(T.REFIT_OF))
+    if decision is not None:
+        tags |= decision.tags()
+        description = with_decision(description, decision)
     with tempfile.TemporaryDirectory() as tmp:
         folder = save_bundle(
             Path(tmp) / "bundle",
             model=fitted.fitted[name],
             model_name=name,
-            model_config=run.eval_cfg.model_configs.get(name),
+            model_config=config,
             sizes=fitted.sizes,
             feature_config=run.feature_config,
             feature_columns=features.feature_columns,
@@ -219,7 +225,9 @@ def register_version(
             model_name=registered_name,
             run_id=run_id,
             alias=alias,
-            tags=_version_tags(name, run.eval_cfg, report, run_id) | (extra_tags or {}),
+            tags=tags,
+            description=description,
+            model_description=MODEL_DESCRIPTION,
         )
     return Registered(name, version, scores_of(report, name), run.eval_cfg.model_configs.get(name, {}))
 
@@ -264,8 +272,8 @@ def refit_and_register(
         epochs,
     )
     carry_weights(refit.fitted[name], run.outputs[-1].fitted.get(name) if run.outputs else None)
-    tags = {T.REFIT_OF: str(promoted.version), **decision.tags()}
-    final = register_version(tracking, registered_name, run, name, refit, run_id, CHAMPION, tags)
+    tags = {T.REFIT_OF: str(promoted.version)}
+    final = register_version(tracking, registered_name, run, name, refit, run_id, CHAMPION, tags, decision)
     return final, epochs
 
 
@@ -277,7 +285,8 @@ def gate_challenger(
     report: EvaluationReport,
     gate: GateConfig,
 ) -> Decision:
-    """Run the gate on this report's window; tag the challenger version; move ``champion`` on a pass."""
+    """Run the gate on this report's window; tag and describe the challenger version with the decision;
+    move ``champion`` on a pass."""
     same = champion is not None and champion.procedure == challenger.procedure
     champ_scores = champion_scores(report, champion, challenger) if champion is not None else None
     decision = decide(challenger.scores, report.best_baseline, gate, champ_scores, same)
@@ -285,6 +294,10 @@ def gate_challenger(
     if champion is not None:
         tags[T.COMPARED_WITH_VERSION] = str(champion.version)
     set_version_tags(tracking, registered_name, challenger.version, tags)
+    described = version_description(tracking, registered_name, challenger.version)
+    compared = champion.version if champion is not None else None
+    text = with_decision(described, decision, compared)
+    set_version_description(tracking, registered_name, challenger.version, text)
     if decision.promote:
         set_alias(tracking, registered_name, CHAMPION, challenger.version)
     return decision
@@ -317,7 +330,7 @@ def register_baseline(
     why = baseline_decision(label, decision, scores_of(report, BASELINE_MODEL), report.best_baseline)
     fitted = run.outputs[-1]
     registered = register_version(
-        tracking, registered_name, run, BASELINE_MODEL, fitted, run_id, CHAMPION, why.tags()
+        tracking, registered_name, run, BASELINE_MODEL, fitted, run_id, CHAMPION, decision=why
     )
     return Promoted(registered, why)
 

@@ -1,4 +1,5 @@
-"""The MLflow adapter: runs, params, metrics, artifacts, and the model registry.
+"""The MLflow adapter: runs (params, metrics, artifacts, dataset inputs) and the model registry (versions,
+tags, aliases, descriptions).
 
 The only module that imports mlflow, and only inside functions: importing this module is cheap and
 changes nothing (no tracking URI, no folders). Every function takes a :class:`TrackingConfig`;
@@ -18,6 +19,7 @@ import time
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
 
 MAX_PARAM_LENGTH = 6000  # MLflow's limit on a param value (mlflow.utils.validation)
 MAX_TAG_LENGTH = 8000
+MAX_DESCRIPTION_LENGTH = 5000  # the registry's description column (VARCHAR(5000) in SQL stores)
 REMOTE_SCHEMES = ("http", "https", "databricks")
 MODEL_ARTIFACT = "model"
 RAW = "raw"  # the pyfunc's ``calibration`` param for uncalibrated quantiles
@@ -205,6 +208,36 @@ def log_artifacts(cfg: TrackingConfig, run_id: str, artifacts: Mapping[str, Path
             raise FileNotFoundError(f"artifact {artifact_path!r}: {local} does not exist")
 
 
+@dataclass(frozen=True)
+class DatasetRef:
+    """A dataset a run read, known by its content digest and where it lives (a path or URI), not its rows."""
+
+    name: str
+    digest: str
+    source: str
+
+
+def log_datasets(
+    cfg: TrackingConfig, run_id: str, datasets: Iterable[DatasetRef], context: str = "walk-forward"
+) -> None:
+    """``datasets`` as the run's dataset inputs (metadata only: name, digest, source), with ``context``."""
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    inputs = []
+    for ref in datasets:
+        with warnings.catch_warnings():  # a local path resolves to a local source under two schemes
+            warnings.filterwarnings("ignore", message=".*can be interpreted in multiple ways")
+            source = resolve_dataset_source(ref.source)
+        # MLflow's dataset "that only contains metadata"; its base class (no ABC) leaves ``profile`` abstract.
+        meta = MetaDataset(source, name=ref.name, digest=ref.digest).to_dict()  # type: ignore[abstract]
+        inputs.append(DatasetInput(Dataset(**meta), [InputTag(MLFLOW_DATASET_CONTEXT, context)]))
+    if inputs:
+        _client(cfg).log_inputs(run_id, datasets=inputs)
+
+
 def log_run(
     cfg: TrackingConfig,
     *,
@@ -214,6 +247,7 @@ def log_run(
     step_metrics: Iterable[tuple[str, Any, int]] = (),
     tags: Mapping[str, Any] | None = None,
     artifacts: Mapping[str, Path] | None = None,
+    datasets: Iterable[DatasetRef] = (),
     nested: bool = False,
     parent_run_id: str | None = None,
 ) -> str:
@@ -222,6 +256,7 @@ def log_run(
         log_params(cfg, run_id, params or {})
         log_metrics(cfg, run_id, metrics, step_metrics)
         log_artifacts(cfg, run_id, artifacts or {})
+        log_datasets(cfg, run_id, datasets)
     return run_id
 
 
@@ -238,12 +273,16 @@ def register_bundle(
     run_id: str | None = None,
     alias: str | None = None,
     tags: Mapping[str, Any] | None = None,
+    description: str | None = None,
+    model_description: str | None = None,
 ) -> int:
     """Log the bundle folder as a pyfunc model (artifact ``bundle``), register it as a new version
     of ``model_name`` and optionally point ``alias`` at it; returns the version number.
 
     ``run_id``: the run the model belongs to (default: the active run, if any). The version is tagged
-    with the bundle's model name, training window and stockml version, plus ``tags``.
+    with the bundle's model name, training window and stockml version, plus ``tags``, and described by
+    ``description``; ``model_description`` describes the registered model when it has no description yet
+    (it was just created).
     """
     import mlflow
     from mlflow.models import ModelSignature
@@ -282,6 +321,10 @@ def register_bundle(
         **(tags or {}),
     }
     set_version_tags(cfg, model_name, int(version), version_tags)
+    if model_description:
+        describe_model(cfg, model_name, model_description)
+    if description:
+        set_version_description(cfg, model_name, int(version), description)
     if alias is not None:
         set_alias(cfg, model_name, alias, int(version))
     return int(version)
@@ -295,6 +338,22 @@ def set_version_tags(cfg: TrackingConfig, model_name: str, version: int, tags: M
     client = _client(cfg)
     for key, value in tags.items():
         client.set_model_version_tag(model_name, str(version), key, str(value)[:MAX_TAG_LENGTH])
+
+
+def describe_model(cfg: TrackingConfig, model_name: str, text: str, replace: bool = False) -> None:
+    """The registered model's description; an existing one is kept unless ``replace``."""
+    client = _client(cfg)
+    if replace or not client.get_registered_model(model_name).description:
+        client.update_registered_model(model_name, description=text[:MAX_DESCRIPTION_LENGTH])
+
+
+def version_description(cfg: TrackingConfig, model_name: str, version: int) -> str:
+    return _client(cfg).get_model_version(model_name, str(version)).description or ""
+
+
+def set_version_description(cfg: TrackingConfig, model_name: str, version: int, text: str) -> None:
+    """The version's description (Markdown in the UI), cut to the registry's limit."""
+    _client(cfg).update_model_version(model_name, str(version), description=text[:MAX_DESCRIPTION_LENGTH])
 
 
 def calibration_state(cfg: TrackingConfig, model_name: str, version: int) -> AciState | None:

@@ -261,8 +261,10 @@ def read_market(
 
 
 def lake_lineage(lake: Lake, as_of: dt.date | None = None) -> dict:
-    """What a run read from the lake: every table's content hash (and the as-of day of a dated run)."""
-    return {"lake_hashes": lake.table_hashes(), **({"as_of": str(as_of)} if as_of is not None else {})}
+    """What a run read from the lake: where it lies, every table's content hash (and the as-of day of a
+    dated run)."""
+    dated = {"as_of": str(as_of)} if as_of is not None else {}
+    return {"lake_root": str(lake.root.resolve()), "lake_hashes": lake.table_hashes(), **dated}
 
 
 def bars_hash(lake: Lake, start: dt.date, end: dt.date, symbols: Sequence[str] | None) -> str:
