@@ -81,7 +81,8 @@ def print_table(report: EvaluationReport) -> None:
 
 
 def markdown_table(report: EvaluationReport) -> str:
-    """The README's results table: one row per model and baseline (seed 0 for models), seeds below."""
+    """The README's results tables: one row per model and baseline (seed 0 for models; a calibrated row's
+    training is its model's), then each model's mean and sd over its seeds."""
     head = (
         "| name | kind | crps | skill vs random_walk (t) | skill vs best baseline (t) | coverage_90 "
         "| Kupiec p 95 | rank_ic | train s |"
@@ -93,14 +94,35 @@ def markdown_table(report: EvaluationReport) -> str:
             continue
         m = r.metrics
         train = sum(results[n].metrics["train_seconds"] or 0 for n in results if n.split(".seed")[0] == name)
+        trained = "-" if name.endswith(".aci") else f"{train:.0f}"
         lines.append(
             f"| {name} | {r.kind} | {_cell(m.get('crps'), '{:.5f}')} "
             f"| {_cell(m.get('skill_crps'), '{:+.4f}')} ({_cell(m.get('skill_crps_t'), '{:+.2f}')}) "
             f"| {_cell(m.get('skill_crps_best'), '{:+.4f}')} "
             f"({_cell(m.get('skill_crps_best_t'), '{:+.2f}')}) "
             f"| {_cell(m.get('coverage_90'), '{:.3f}')} | {_cell(m.get('kupiec_p_95'), '{:.2f}')} "
-            f"| {_cell(m.get('rank_ic'), '{:+.3f}')} | {train:.0f} |"
+            f"| {_cell(m.get('rank_ic'), '{:+.3f}')} | {trained} |"
         )
+    best = report.best_baseline or "best baseline"
+    lines += [
+        "",
+        f"| model | seeds | skill vs random_walk | skill vs {best} | coverage_90 |",
+        "|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        if r.seeds is None:
+            continue
+        cells = [
+            f"{mean:{spec}} ± {sd:.{digits}f}"
+            if (mean := r.seeds.mean.get(k)) is not None and (sd := r.seeds.sd.get(k)) is not None
+            else "-"
+            for k, spec, digits in (
+                ("skill_crps", "+.4f", 4),
+                ("skill_crps_best", "+.4f", 4),
+                ("coverage_90", ".3f", 3),
+            )
+        ]
+        lines.append(f"| {name} | {r.seeds.n} | {' | '.join(cells)} |")
     return "\n".join(lines)
 
 
