@@ -1,4 +1,4 @@
-"""The ``stockml`` command: ``features``, ``evaluate``, ``train`` and ``predict``.
+"""The ``stockml`` command: ``features``, ``evaluate``, ``train``, ``predict`` and ``request``.
 
 Every command first brings the lake at ``--data-dir`` up to date for the range (an idempotent,
 validated ingest from ``--source``), then reads it, so results are built from the validated lake.
@@ -224,6 +224,28 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_request(args: argparse.Namespace) -> int:
+    """The JSON body of a REST request to the model served by ``mlflow models serve``, on stdout."""
+    from stockml.registry.tracking import TrackingConfig, load_forecaster, served_calibration
+    from stockml.serving.forecast import calibration_param
+    from stockml.serving.prediction import prediction_frame
+    from stockml.serving.rest import request_body
+    from stockml.store.lake import Lake, read_market
+
+    tracking = TrackingConfig(tracking_uri=args.tracking_uri)
+    forecaster = load_forecaster(tracking, args.model_uri).unwrap_python_model().forecaster
+    learned = None if args.raw else served_calibration(tracking, args.model_uri)
+    start = args.as_of - dt.timedelta(days=args.history_days)
+    data = read_market(Lake(args.data_dir or Path("data")), start, args.as_of, args.symbols)
+    frame = prediction_frame(data, forecaster.feature_config, forecaster.artifacts.sector_vocab)
+    body = request_body(forecaster, frame, args.as_of, calibration_param(learned, args.raw))
+    text = json.dumps(body, allow_nan=False)
+    sys.stdout.write(text + "\n")
+    columns = body["dataframe_split"]["columns"]
+    print(f"{len(body['dataframe_split']['data'])} rows x {len(columns)} columns", file=sys.stderr)
+    return 0
+
+
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
@@ -268,6 +290,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--raw", action="store_true", help="the model's own quantiles, without its online calibration"
     )
     predict.set_defaults(func=cmd_predict)
+    request = sub.add_parser(
+        "request", help="the JSON body of a REST request to `mlflow models serve` (reads the lake, no ingest)"
+    )
+    request.add_argument("--data-dir", type=Path, default=None, help="lake root (default: data)")
+    request.add_argument("--symbols", nargs="*", default=None, help="ts_codes (default: all in the lake)")
+    request.add_argument("--model-uri", default="models:/stockml@champion")
+    request.add_argument("--as-of", type=dt.date.fromisoformat, required=True)
+    request.add_argument("--history-days", type=int, default=400, help="calendar days of bars to read")
+    request.add_argument("--tracking-uri", default=None, help="MLflow server (default: sqlite under mlruns/)")
+    request.add_argument("--raw", action="store_true", help="ask for the model's quantiles, uncalibrated")
+    request.set_defaults(func=cmd_request)
     return parser
 
 

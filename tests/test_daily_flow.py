@@ -3,8 +3,8 @@
 The demo market here has 8 symbols and a strong planted signal (strength 1.0). lstm and tcn beat the random
 walk on it by 12-16 % in CRPS, but not the best baseline, the linear quantile regression (it reads the
 signal off past returns), with a Newey-West t of 2: the gate rejects the challenger, and with no champion
-yet the volatility baseline (``unconditional``) becomes champion and publishes the forecast. The failure
-paths check what the run leaves behind.
+yet the volatility baseline (``unconditional``) becomes champion and publishes the forecast. A model that fails
+(an unknown name) rides along in that run; the other failure paths check what the run leaves behind.
 """
 
 from __future__ import annotations
@@ -51,10 +51,12 @@ def _client(tmp: Path):  # type: ignore[no-untyped-def]
 
 @pytest.mark.slow
 def test_daily_run_trains_gates_and_publishes_forecasts(prefect_harness: None, demo_env: Path) -> None:
-    state = _run(demo_env)
-    assert state.is_completed(), state.message
-    summary = state.result()
-    assert summary["status"] == "completed" and summary["decision"] == "rejected", summary
+    # A model that fails does not stop the others: the run publishes everything else and ends Failed.
+    state = _run(demo_env, models=["lstm", "tcn", "no_such_model"])
+    assert state.is_failed() and "no_such_model" in (state.message or "")
+    summary = state.result(raise_on_failure=False)
+    assert set(summary["failed_models"]) == {"no_such_model"}
+    assert summary["status"] == "partially failed: no_such_model" and summary["decision"] == "rejected"
     assert "does not beat the best baseline linear" in summary["reasons"], summary["reasons"]
     assert summary["winner"] == "unconditional (stockml v2), the volatility baseline ewma_vol as a model"
     assert summary["why"].startswith("challenger ") and "honest forecast" in summary["why"]
@@ -78,15 +80,13 @@ def test_daily_run_trains_gates_and_publishes_forecasts(prefect_harness: None, d
     assert summary["quality"]["symbols_present"] == 8 and summary["drift_alerts"] >= 0
     assert set(summary["seconds"]) >= {"ingest", "features", "train_evaluate", "registry", "forecast"}
 
-    # A second day: the champion's procedure is scored on the new window; a challenger must beat it by the
-    # margin as well as the best baseline with evidence; a refit replaces the weights of what won.
+    # A second day: the champion's procedure is scored on the new window; the challenger must beat it by the
+    # margin as well as the best baseline with evidence. tcn again does not beat linear significantly, so the
+    # champion is kept and nothing is refitted (the refit path: tests/test_train_cli.py).
     again = _run(demo_env, as_of=dt.date(2023, 12, 28), refit=True).result()
-    assert again["challenger"].startswith("stockml v3")
-    if again["decision"] == "promoted":
-        assert again["refit"].startswith("v4") and again["champion"].startswith("stockml v4")
-    else:
-        assert again["champion"] == "stockml v2 (unconditional)" and "refit" not in again
-        assert again["winner"] == "unconditional (stockml v2), the champion, kept"
+    assert again["challenger"] == "stockml v3 (tcn)" and again["decision"] == "rejected", again
+    assert again["champion"] == "stockml v2 (unconditional)" and "refit" not in again
+    assert again["winner"] == "unconditional (stockml v2), the champion, kept"
 
 
 @pytest.mark.slow
@@ -95,16 +95,6 @@ def test_non_trading_day_exits_cleanly(prefect_harness: None, demo_env: Path) ->
     assert state.is_completed()
     assert state.result()["status"].startswith("non-trading day")
     assert not (demo_env / "lake").exists() and not (demo_env / "mlruns").exists()
-
-
-@pytest.mark.slow
-def test_one_failing_model_does_not_stop_the_others(prefect_harness: None, demo_env: Path) -> None:
-    state = _run(demo_env, models=["lstm", "tcn", "no_such_model"])
-    assert state.is_failed()
-    assert "no_such_model" in (state.message or "")
-    summary = state.result(raise_on_failure=False)
-    assert set(summary["failed_models"]) == {"no_such_model"}
-    assert summary["challenger"].endswith(("(lstm)", "(tcn)")) and Path(summary["predictions"]).exists()
 
 
 @pytest.mark.slow

@@ -31,7 +31,7 @@ def test_train_registers_gates_and_predict_loads_in_a_fresh_process(
             "train",
             *common,
             "--models",
-            "lstm,ptft",
+            "lstm,lightgbm",
             "--start",
             "2021-01-04",
             "--end",
@@ -53,7 +53,7 @@ def test_train_registers_gates_and_predict_loads_in_a_fresh_process(
     assert code == 0
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
     v1 = client.get_model_version_by_alias("stockml", "challenger")
-    assert int(v1.version) == 1 and v1.tags["stockml.model_name"] in {"lstm", "ptft"}
+    assert int(v1.version) == 1 and v1.tags["stockml.model_name"] in {"lstm", "lightgbm"}
     # One epoch on the demo market is no evidence of skill over the best baseline: the gate rejects the
     # challenger and, with no champion yet, the volatility baseline (``unconditional``, v2) is champion.
     reasons = v1.tags["stockml.promotion_reasons"]
@@ -74,7 +74,7 @@ def test_train_registers_gates_and_predict_loads_in_a_fresh_process(
         "plots/calibration_random_walk.png",
         "evaluation/predictions_lstm.parquet",
         "evaluation/report.json",
-        "importances/ptft.json",
+        "importances/lightgbm.json",
     } <= artifacts
     assert sum(p.startswith("plots/fan_lstm_") for p in artifacts) == 3
     folds = client.get_metric_history(run_id, "lstm.crps_by_fold")

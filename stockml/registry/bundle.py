@@ -272,6 +272,8 @@ class Forecaster:
         lacking = [c for c in (TS_CODE, TRADE_DATE, SECTOR_ID) if c not in frame.columns]
         if lacking:
             raise ValueError(f"frame lacks key columns {lacking}")
+        if frame[TRADE_DATE].dtype.kind != "M":  # text, e.g. from a JSON request (mlflow models serve)
+            frame = frame.assign(**{TRADE_DATE: _parse_dates(frame[TRADE_DATE])})
         wanted = self.feature_columns
         found, _ = split_columns(frame)
         found = [c for c in found if c != CLOSE or CLOSE in wanted]
@@ -308,6 +310,13 @@ class Forecaster:
         if CLOSE in data.columns:
             return data[CLOSE].to_numpy(np.float64)[rows]
         return None
+
+
+def _parse_dates(dates: pd.Series) -> pd.Series:
+    """Trading days as ISO 8601 text (``2024-12-31``, ``20241231``, ``2024-12-31T00:00:00Z``) -> naive
+    datetimes of the day as written."""
+    parsed = pd.to_datetime(dates, format="ISO8601")
+    return parsed.dt.tz_localize(None) if parsed.dt.tz is not None else parsed
 
 
 def _known_index(index: torch.Tensor, size: int) -> torch.Tensor:

@@ -446,6 +446,9 @@ def _pyfunc_class() -> type:
 
         Params: ``as_of`` (ISO date); ``calibration``: empty for the bundle's own online calibration,
         ``"raw"`` for the model's quantiles as they are, or a state's JSON (:func:`calibration_state`).
+        ``mlflow models serve`` answers the same over REST (dates then arrive as text, NaN as null; the
+        body: :func:`stockml.serving.rest.request_body`); the served model cannot read its version's
+        tags, so the request carries the learned calibration.
         """
 
         def load_context(self, context: Any) -> None:

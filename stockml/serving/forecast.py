@@ -47,9 +47,14 @@ def forecast_with(
     ``calibration`` (what the version learned since registration), else the bundle's own; ``raw``: none."""
     forecaster = model.unwrap_python_model().forecaster
     frame = prediction_frame(data, forecaster.feature_config, forecaster.artifacts.sector_vocab)
-    state = "raw" if raw else (calibration.to_json() if calibration is not None else "")
-    preds = model.predict(frame, params={"as_of": as_of.isoformat(), "calibration": state})
+    params = {"as_of": as_of.isoformat(), "calibration": calibration_param(calibration, raw)}
+    preds = model.predict(frame, params=params)
     return Forecast(with_target_dates(preds, calendar), frame, forecaster)
+
+
+def calibration_param(calibration: AciState | None, raw: bool = False) -> str:
+    """The pyfunc's ``calibration`` param: ``"raw"``, a learned state's JSON, or empty (the bundle's own)."""
+    return "raw" if raw else (calibration.to_json() if calibration is not None else "")
 
 
 def learned_calibration(
