@@ -111,7 +111,8 @@ def daily_retrain(
         run = t.score(parts, data, features, eval_cfg, train_cfg, info)
     with timer.stage("registry"):
         lineage = tl.lineage(lake, as_of)
-        run_id = t.log_to_mlflow(tracking, run, lineage, f"daily-{as_of}", {"kind": "daily", "as_of": as_of})
+        tags = {"kind": "daily", "as_of": as_of}
+        run_id = t.log_to_mlflow(tracking, run, lineage, f"daily-{as_of}", tags, timer.started_at)
         summary["mlflow_run_id"] = run_id
         summary |= register_and_gate(
             tracking, registered_name, run, requested, champion, gate_cfg, refit, run_id

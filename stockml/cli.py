@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -155,12 +156,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     settings, data, start = _market(args)
     eval_cfg, train_cfg = _configs(args)
     info = data_info(settings.source, data.bars, start, args.end)
+    began = time.time()
     run = evaluate(data, eval_cfg, train_cfg, info, None)
     report = run.evaluation.report
     if not args.no_mlflow:
         tracking = TrackingConfig(tracking_uri=args.tracking_uri)
         name = f"evaluate-{'-'.join(eval_cfg.models)}"
-        report = report.with_run_id(log_evaluation(tracking, run, _lineage(settings), name))
+        run_id = log_evaluation(tracking, run, _lineage(settings), name, started_at=began)
+        report = report.with_run_id(run_id)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report.to_dict(), indent=2, default=str))
     print(f"wrote {args.out}")

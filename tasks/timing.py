@@ -13,6 +13,7 @@ class StageTimer:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
         self._began = time.perf_counter()
+        self.started_at = time.time()  # epoch seconds: when the run's work began (the MLflow run's start)
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:

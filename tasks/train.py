@@ -80,8 +80,15 @@ def score(
 
 
 @task(name="log-evaluation", **PLAIN)
-def log_to_mlflow(tracking: TrackingConfig, run: EvalRun, lineage: dict, name: str, tags: dict) -> str:
-    return log_evaluation(tracking, run, lineage, name, tags)
+def log_to_mlflow(
+    tracking: TrackingConfig,
+    run: EvalRun,
+    lineage: dict,
+    name: str,
+    tags: dict,
+    started_at: float | None = None,
+) -> str:
+    return log_evaluation(tracking, run, lineage, name, tags, started_at)
 
 
 @task(name="champion", **REGISTRY_READ_RETRIES, **PLAIN)

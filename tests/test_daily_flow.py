@@ -3,8 +3,8 @@
 The demo market here has 8 symbols and a strong planted signal (strength 1.0). lstm and tcn beat the random
 walk on it by 12-16 % in CRPS, but not the best baseline, the linear quantile regression (it reads the
 signal off past returns), with a Newey-West t of 2: the gate rejects the challenger, and with no champion
-yet the volatility baseline (``unconditional``) becomes champion and publishes the forecast. A model that fails
-(an unknown name) rides along in that run; the other failure paths check what the run leaves behind.
+yet the volatility baseline (``unconditional``) becomes champion and publishes the forecast. A model that
+fails (an unknown name) rides along in that run; the other failure paths check what the run leaves behind.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ import json
 import math
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -108,11 +109,13 @@ def test_log_run_round_trip(cfg: TrackingConfig, tmp_path: Path) -> None:
         step_metrics=[("fold_mae", 0.4, 0), ("fold_mae", 0.6, 1), ("fold_mae", math.nan, 2)],
         tags={"flow": "evaluate"},
         artifacts={"reports": reports, "": single},
+        started_at=time.time() - 90,  # the training it records began 90 s ago
     )
 
     client = MlflowClient(cfg.resolved_tracking_uri())
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED" and run.info.run_name == "eval-lstm"
+    assert 90_000 <= run.info.end_time - run.info.start_time < 150_000  # the UI's duration is the work's
     assert run.data.params == {"model.name": "lstm", "model.hidden_size": "8", "quantiles": "[0.1, 0.5, 0.9]"}
     assert run.data.metrics == {"mae": 0.5, "fold_mae": 0.6}
     assert [(m.step, m.value) for m in client.get_metric_history(run_id, "fold_mae")] == [(0, 0.4), (1, 0.6)]

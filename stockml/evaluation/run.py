@@ -169,11 +169,17 @@ def lake_datasets(lineage: dict) -> list[DatasetRef]:
 
 
 def log_evaluation(
-    tracking: TrackingConfig, run: EvalRun, lineage: dict, run_name: str, tags: dict | None = None
+    tracking: TrackingConfig,
+    run: EvalRun,
+    lineage: dict,
+    run_name: str,
+    tags: dict | None = None,
+    started_at: float | None = None,
 ) -> str:
     """One MLflow run per evaluation: config, lineage (params, and the lake tables as dataset inputs), every
     model's metrics (aggregated at horizon 1, per horizon and per fold as steps), and the artifacts above.
-    Returns the run id."""
+    ``started_at`` (epoch seconds, e.g. before the features were built): the run's start, so its duration
+    in the UI covers the training. Returns the run id."""
     report = run.evaluation.report
     metrics = {
         f"{name}.{key}": value
@@ -218,4 +224,5 @@ def log_evaluation(
             tags={"kind": "evaluation", "seed": run.train_cfg.seed, **(tags or {})},
             artifacts=write_artifacts(Path(tmp), run),
             datasets=lake_datasets(lineage),
+            started_at=started_at,
         )

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -379,11 +380,13 @@ def train_and_gate(
 ) -> TrainOutcome:
     """Steps 1-6 of this module in one call (``stockml train`` and the replay backfill); the daily flow
     runs the same steps as tasks."""
+    began = time.time()
     champion = current_champion(tracking, registered_name)
     eval_cfg = plan_models(requested, champion)
     run = evaluate(data, eval_cfg, train_cfg, info, None)
     report = run.evaluation.report
-    run_id = log_evaluation(tracking, run, lineage, run_name, {"kind": "train", **(tags or {})})
+    run_tags = {"kind": "train", **(tags or {})}
+    run_id = log_evaluation(tracking, run, lineage, run_name, run_tags, started_at=began)
     registered = register_challenger(tracking, registered_name, run, requested.models, run_id)
     if registered is None:
         raise ValueError(f"none of the requested models {list(requested.models)} was scored")

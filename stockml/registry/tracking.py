@@ -148,17 +148,27 @@ def start_run(
     tags: Mapping[str, Any] | None = None,
     nested: bool = False,
     parent_run_id: str | None = None,
+    started_at: float | None = None,
 ) -> Iterator[str]:
     """An MLflow run (FINISHED on exit, FAILED on error); yields its id.
 
     ``nested``: a child of the run active in this thread; ``parent_run_id``: a child of that run.
-    A ``git_commit`` tag is added when the code lives in a git repository.
+    ``started_at`` (epoch seconds): when the work the run records began (e.g. before training, for a run
+    logged in one go afterwards), so the UI's start time and duration are the work's. A ``git_commit`` tag
+    is added when the code lives in a git repository.
     """
     import mlflow
 
     experiment_id = configure(cfg)
     all_tags = {"git_commit": commit} if (commit := git_commit()) else {}
     all_tags.update({k: str(v)[:MAX_TAG_LENGTH] for k, v in (tags or {}).items()})
+    if started_at is not None and not nested and parent_run_id is None:
+        created = _client(cfg).create_run(
+            experiment_id, start_time=int(started_at * 1000), tags=all_tags, run_name=run_name
+        )
+        with mlflow.start_run(run_id=created.info.run_id) as run:
+            yield run.info.run_id
+        return
     with mlflow.start_run(
         experiment_id=experiment_id,
         run_name=run_name,
@@ -250,9 +260,14 @@ def log_run(
     datasets: Iterable[DatasetRef] = (),
     nested: bool = False,
     parent_run_id: str | None = None,
+    started_at: float | None = None,
 ) -> str:
-    """Log one whole run (e.g. one evaluation) in one call; returns the run id."""
-    with start_run(cfg, run_name=run_name, tags=tags, nested=nested, parent_run_id=parent_run_id) as run_id:
+    """Log one whole run (e.g. one evaluation) in one call; returns the run id. ``started_at``: see
+    :func:`start_run`."""
+    opened = start_run(
+        cfg, run_name=run_name, tags=tags, nested=nested, parent_run_id=parent_run_id, started_at=started_at
+    )
+    with opened as run_id:
         log_params(cfg, run_id, params or {})
         log_metrics(cfg, run_id, metrics, step_metrics)
         log_artifacts(cfg, run_id, artifacts or {})
