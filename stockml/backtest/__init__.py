@@ -1,0 +1,5 @@
+"""What a forecast is worth in money: a cost-aware A-share portfolio backtest (pure; no I/O).
+
+Entry point: :func:`stockml.backtest.run.run_backtest`, configured by
+:class:`stockml.backtest.config.BacktestConfig`.
+"""
