@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 from prefect import task
 
+from stockml.evaluation.calibration import AciState
 from stockml.evaluation.run import EvalRun, feature_config_for, log_evaluation, walk_forward
 from stockml.features import FeatureResult, build_feature_frame
 from stockml.registry.lifecycle import (
@@ -33,7 +34,6 @@ from stockml.registry.tracking import (
     load_forecaster,
     set_calibration_state,
 )
-from stockml.serving.calibration import AciState
 from stockml.serving.drift import quality_summary
 from stockml.serving.forecast import forecast_with, learned_calibration
 from stockml.sources.base import MarketData

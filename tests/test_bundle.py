@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
+from stockml.evaluation.calibration import AciState
 from stockml.features import (
     FeatureArtifacts,
     FeatureConfig,
@@ -26,7 +27,6 @@ from stockml.features import (
 from stockml.models import ForecastModel, ModelSizes, build_model
 from stockml.models.ensemble import EnsembleModel
 from stockml.registry.bundle import BUNDLE_FILE, STATE_FILE, Forecaster, load_bundle, save_bundle
-from stockml.serving.calibration import AciState
 
 FEATURES = ["logret_1", "rv_5", "vol_z", "rsi"]
 GROUPS = feature_groups(FEATURES)  # as fit_on_window records them

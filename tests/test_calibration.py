@@ -10,8 +10,7 @@ import pandas as pd
 import pytest
 
 from stockml.columns import quantile_column
-from stockml.evaluation.calibration import aci_history, aci_spread
-from stockml.serving.calibration import AciState, learn
+from stockml.evaluation.calibration import AciState, aci_history, aci_spread, learn
 from stockml.serving.forecast import learned_calibration
 
 LEVELS = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)

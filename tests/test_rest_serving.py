@@ -22,9 +22,9 @@ import pytest
 from test_bundle import CODES, QCOLS, T, feature_frame, saved_bundle
 from test_tracking import cfg  # noqa: F401  (fixture: a fresh store under tmp_path)
 
+from stockml.evaluation.calibration import AciState
 from stockml.registry.bundle import load_bundle
 from stockml.registry.tracking import TrackingConfig, load_forecaster, register_bundle
-from stockml.serving.calibration import AciState
 from stockml.serving.rest import request_body
 
 LEVELS = tuple(float(c.removeprefix("q")) for c in QCOLS)

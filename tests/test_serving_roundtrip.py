@@ -44,8 +44,8 @@ def test_an_ensemble_champion_is_served_with_its_learned_calibration(
     from mlflow import MlflowClient
 
     from flows.daily import daily_retrain
+    from stockml.evaluation.calibration import AciState
     from stockml.registry.tracking import TrackingConfig, load_forecaster
-    from stockml.serving.calibration import AciState
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("STOCKML_DEMO__START", START)

@@ -29,7 +29,7 @@ import pandas as pd
 
 from stockml.evaluation.aggregate import crps_skill_t, metrics_by_horizon, metrics_for, skill
 from stockml.evaluation.calibration import SUFFIX as ACI
-from stockml.evaluation.calibration import aci_history
+from stockml.evaluation.calibration import AciState, aci_history
 from stockml.evaluation.report_types import (
     BaselineSkill,
     DataInfo,
@@ -42,7 +42,6 @@ from stockml.evaluation.report_types import (
     SeedSummary,
 )
 from stockml.features import transform_features
-from stockml.serving.calibration import AciState
 from stockml.training.baselines import BASELINES
 from stockml.training.walkforward import FoldOutput, with_truth
 

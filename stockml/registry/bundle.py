@@ -28,6 +28,7 @@ import pandas as pd
 import torch
 
 from stockml.columns import TRADE_DATE, TS_CODE, quantile_column
+from stockml.evaluation.calibration import AciState
 from stockml.features import (
     FeatureArtifacts,
     FeatureConfig,
@@ -39,7 +40,6 @@ from stockml.features.frame_schema import split_columns
 from stockml.features.panel import sort_long
 from stockml.models import MODELS, ForecastModel, ModelConfig, ModelSizes, build_config, build_model
 from stockml.models.base import cpu_state
-from stockml.serving.calibration import AciState
 from stockml.training.windows import WindowArrays, WindowDataset, build_window_arrays, sample_rows
 
 BUNDLE_FILE = "bundle.json"

@@ -28,9 +28,9 @@ from urllib.parse import urlparse
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
+from stockml.evaluation.calibration import AciState
 from stockml.registry import tags as T
 from stockml.registry.bundle import BUNDLE_FILE, BundleMeta, load_bundle
-from stockml.serving.calibration import AciState
 
 if TYPE_CHECKING:
     from mlflow.pyfunc import PyFuncModel

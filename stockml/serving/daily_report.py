@@ -6,10 +6,10 @@ import math
 
 import pandas as pd
 
+from stockml.evaluation.calibration import AciState
 from stockml.evaluation.report_types import EvaluationReport
 from stockml.registry.lifecycle import Champion, Promoted, Registered
 from stockml.registry.promotion import BASELINE_MODEL, VOL_BASELINE, Decision
-from stockml.serving.calibration import AciState
 
 METRICS = ("crps", "skill_crps", "skill_crps_t", "rmse", "rank_ic", "coverage_90", "train_seconds")
 

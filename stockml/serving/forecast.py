@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from stockml.evaluation.calibration import AciState, learn
 from stockml.registry.bundle import Forecaster
-from stockml.serving.calibration import AciState, learn
 from stockml.serving.drift import drift_table
 from stockml.serving.prediction import TARGET_DATE, prediction_frame, with_target_dates
 from stockml.sources.base import MarketData
