@@ -1,5 +1,8 @@
 """Backfill a date range in chunks, resumably: ``python -m flows.backfill --source demo --start D --end D``.
 
+Chunks are cut as the source needs: a local folder or the demo market in one chunk, tushare by 92
+calendar days of trade dates (``ingest.chunk_days``; ``--chunk-days`` forces a size on any source).
+The reference tables (stock_basic, macro) are fetched once per job, with the first chunk still to do.
 A rerun of the same request after a crash skips the chunks already written (the manifest records
 them) and finishes the job; upserts make any repeated chunk harmless.
 """
@@ -34,9 +37,9 @@ def backfill(
     timer = StageTimer()
     settings = settings_for(source, data_dir, local_dir)
     job = open_job(settings, make_source(settings), start, end, symbols)
-    todo, skipped = pending_chunks(job, chunk_days or settings.ingest.chunk_days)
+    todo, skipped = pending_chunks(job, chunk_days, settings.ingest.chunk_days)
     print(f"backfill {job.source_key} {start}..{end}: {len(todo) + skipped} chunks, {skipped} already done")
-    entries = [ingest_chunk(settings, job, chunk) for chunk in todo]
+    entries = [ingest_chunk(settings, job, chunk, reference=i == 0) for i, chunk in enumerate(todo)]
     finish_job(job)
     summary = {
         "job": job.id,
@@ -74,7 +77,13 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--start", type=dt.date.fromisoformat, required=True)
     parser.add_argument("--end", type=dt.date.fromisoformat, required=True)
     parser.add_argument("--symbols", nargs="*", default=None, help="ts_codes or index codes")
-    parser.add_argument("--chunk-days", type=int, default=None)
+    parser.add_argument(
+        "--chunk-days",
+        type=int,
+        default=None,
+        help="calendar days per chunk, for any source (default: as the source needs: local and demo "
+        "in one chunk, tushare ingest.chunk_days or 92)",
+    )
     parser.add_argument(
         "--replay", action="store_true", help="then forecast as of every trading day (see flows.replay)"
     )

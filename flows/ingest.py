@@ -13,12 +13,13 @@ from stockml.store.ingest import Chunk, IngestJob
 from tasks.ingest import fetch_chunk, finish_job, open_job, record_chunk, validate_chunk, write_chunk
 
 
-def ingest_chunk(settings: Settings, job: IngestJob, chunk: Chunk) -> dict:
-    """The four ingestion tasks for one chunk of ``job``; returns its manifest entry."""
+def ingest_chunk(settings: Settings, job: IngestJob, chunk: Chunk, reference: bool = True) -> dict:
+    """The four ingestion tasks for one chunk of ``job``; returns its manifest entry. With
+    ``reference`` the chunk also carries the job's reference tables (stock_basic, macro)."""
     fetch = fetch_chunk.with_options(
         retries=settings.ingest.fetch_retries, retry_delay_seconds=settings.ingest.fetch_retry_delay_s
     )
-    data = fetch(job.source, chunk.start, chunk.end, job.universe)
+    data = fetch(job, chunk, reference)
     label = f"{job.source.name}_{chunk.start:%Y%m%d}_{chunk.end:%Y%m%d}"
     clean = validate_chunk(data, dt.date.today(), job.lake.root / "_reports", label)
     results = write_chunk(job.lake, clean)

@@ -25,10 +25,12 @@ SourceName = Literal["demo", "local", "tushare"]
 
 
 class IngestSettings(BaseModel):
-    """How ingestion runs: backfill chunk size in calendar days, and where reports go."""
+    """How ingestion runs: backfill chunk size in calendar days, and fetch retries."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    chunk_days: int = Field(default=92, ge=1, le=3660)
+    # Chunk size for a source that fetches by trade date (tushare; None: the source's own, 92). A source
+    # read in one pass (local, demo) ignores it; ``--chunk-days`` forces a size on any source.
+    chunk_days: int | None = Field(default=None, ge=1, le=3660)
     fetch_retries: int = Field(default=3, ge=0, le=20)
     fetch_retry_delay_s: float = Field(default=2.0, ge=0)
 

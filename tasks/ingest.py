@@ -50,32 +50,36 @@ def ingest_start(lake: Lake, history_start: dt.date) -> dt.date:
 
 
 @task(name="pending-chunks", **PLAIN)
-def pending_chunks(job: ingest.IngestJob, chunk_days: int) -> tuple[list[ingest.Chunk], int]:
-    return ingest.pending_chunks(job.lake, job.id, job.start, job.end, chunk_days)
+def pending_chunks(
+    job: ingest.IngestJob, forced: int | None, configured: int | None
+) -> tuple[list[ingest.Chunk], int]:
+    """The chunks still to write, cut as the source needs (``--chunk-days``: ``forced``)."""
+    days = ingest.chunk_days_for(job.source, forced, configured)
+    return ingest.pending_chunks(job.lake, job.id, job.start, job.end, days)
 
 
-@task(retry_condition_fn=_retry_helps, **SOURCE_RETRIES)
-def fetch_chunk(
-    source: DataSource, start: dt.date, end: dt.date, symbols: Sequence[str] | None
-) -> MarketData:
-    data = source.fetch(start, end, symbols)
-    get_run_logger().info("fetched %s..%s: %s", start, end, {k: len(v) for k, v in data.tables().items()})
+# The chunk tasks pass frames: PLAIN, or Prefect hashes every input frame to make a cache key.
+@task(retry_condition_fn=_retry_helps, **SOURCE_RETRIES, **PLAIN)
+def fetch_chunk(job: ingest.IngestJob, chunk: ingest.Chunk, reference: bool) -> MarketData:
+    data = ingest.fetch_batch(job, chunk, reference)
+    sizes = {k: len(v) for k, v in data.tables().items()}
+    get_run_logger().info("fetched %s..%s: %s", chunk.start, chunk.end, sizes)
     return data
 
 
-@task
+@task(**PLAIN)
 def validate_chunk(data: MarketData, today: dt.date, report_dir: Path, label: str) -> MarketData:
     return ingest.validate_batch(data, today, report_dir, label)
 
 
-@task
+@task(**PLAIN)
 def write_chunk(lake: Lake, clean: MarketData) -> list[UpsertResult]:
     results = ingest.write_batch(lake, clean)
     get_run_logger().info("upserted: %s", [(r.table, r.inserted, r.updated) for r in results])
     return results
 
 
-@task
+@task(**PLAIN)
 def record_chunk(
     lake: Lake, job: str, source: str, chunk: ingest.Chunk, clean: MarketData, results: list[UpsertResult]
 ) -> dict:

@@ -101,3 +101,49 @@ def test_killed_backfill_resumes_without_duplicates(tmp_path: Path, prefect_harn
         pd.testing.assert_frame_equal(got[table], want[table])
     bars = got["bars"]
     assert not bars.duplicated(["ts_code", "trade_date"]).any()
+
+
+@pytest.mark.slow
+def test_local_backfill_is_one_chunk_by_default(
+    tmp_path: Path, sample_dir: Path, prefect_harness: None
+) -> None:
+    """A folder is read in one pass: one chunk for five years, though the settings say 92 days (a size
+    for tushare); a rerun of the finished job changes nothing."""
+    from flows.backfill import backfill
+
+    span = dict(start=dt.date(2020, 1, 1), end=dt.date(2024, 12, 31), source="local", local_dir=sample_dir)
+    first = backfill(**span, data_dir=tmp_path)
+    assert (first["chunks_run"], first["chunks_skipped"]) == (1, 0)
+    assert {"bars", "index_daily", "stock_basic", "macro"} <= set(first["tables_used"])
+    chunks = [e for e in Lake(tmp_path).manifest() if e["kind"] == "chunk"]
+    assert [(e["start"], e["end"]) for e in chunks] == [("2020-01-01", "2024-12-31")]
+    assert first["lake"]["bars"] == 12_120
+    again = backfill(**span, data_dir=tmp_path)
+    assert (again["chunks_run"], again["rows_inserted"], again["rows_updated"]) == (1, 0, 0)
+
+
+@pytest.mark.slow
+def test_tushare_backfill_fetches_reference_tables_once(
+    tmp_path: Path, prefect_harness: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tushare goes by chunks of trade dates (92 days: two for a half year); stock_basic and macro come
+    once, with the first chunk, over the whole range."""
+    from fakes import FakeClock, FakeTushareClient, today
+
+    import flows.backfill
+    from stockml.sources.tushare_source import TushareSource
+
+    client, clock = FakeTushareClient(), FakeClock()
+    source = TushareSource(client=client, sleep=clock.sleep, clock=clock, today=today)
+    monkeypatch.setattr(flows.backfill, "make_source", lambda settings: source)
+    done = flows.backfill.backfill(
+        start=dt.date(2022, 1, 1), end=dt.date(2022, 6, 30), source="tushare", data_dir=tmp_path
+    )
+    assert done["chunks_run"] == 2
+    assert [c.params["list_status"] for c in client.calls if c.endpoint == "stock_basic"] == ["L", "D", "P"]
+    macro_calls = [client.count(m) for m in ("cn_cpi", "cn_ppi", "cn_pmi", "cn_m", "shibor")]
+    assert macro_calls == [1] * 5
+    open_days = Lake(tmp_path).read("bars")["trade_date"].nunique()
+    assert client.count("index_daily") == 2 and client.count("daily") == open_days
+    chunks = [e for e in Lake(tmp_path).manifest() if e["kind"] == "chunk"]
+    assert ["stock_basic" in e["tables"] for e in chunks] == [True, False]

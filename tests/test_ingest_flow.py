@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import requests
@@ -22,6 +23,8 @@ DAY = (dt.date(2023, 3, 1), dt.date(2023, 3, 31))
 class FlakySource:
     """The demo market behind a fetch that fails ``failures`` times with ``error`` first."""
 
+    chunk_days: ClassVar[int | None] = None
+
     error: Exception
     failures: int
     name: str = "flaky"
@@ -30,11 +33,18 @@ class FlakySource:
         default_factory=lambda: DemoSource(DemoConfig(n_symbols=5, start=DAY[0], end=DAY[1]))
     )
 
-    def fetch(self, start: dt.date, end: dt.date, symbols: Sequence[str] | None = None) -> MarketData:
+    def fetch(
+        self,
+        start: dt.date,
+        end: dt.date,
+        symbols: Sequence[str] | None = None,
+        *,
+        tables: Collection[str] | None = None,
+    ) -> MarketData:
         self.calls += 1
         if self.calls <= self.failures:
             raise self.error
-        return self.inner.fetch(start, end, symbols)
+        return self.inner.fetch(start, end, symbols, tables=tables)
 
     def trading_days(self, start: dt.date, end: dt.date) -> list[dt.date]:
         return self.inner.trading_days(start, end)

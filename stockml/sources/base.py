@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import pandas as pd
 
 # Optional tables, in the order runs report them.
 OPTIONAL_TABLES = ("adj_factor", "index_daily", "stock_basic", "macro", "sentiment", "trade_cal")
+# Tables not dated by trade_date (a snapshot, or periods of their own with a lookback): a backfill in
+# chunks fetches them once per job, over the job's whole range, not again with every chunk.
+REFERENCE_TABLES = ("stock_basic", "macro")
+# The rest: one day's rows never change with the range asked, so chunks of a range add up to the range.
+DATED_TABLES = tuple(t for t in ("bars", *OPTIONAL_TABLES) if t not in REFERENCE_TABLES)
 
 
 @dataclass(frozen=True)
@@ -61,12 +66,29 @@ class ReadError:
 
 
 class DataSource(Protocol):
-    """What every source offers. Dates are inclusive; ``symbols=None`` means the whole universe."""
+    """What every source offers. Dates are inclusive; ``symbols=None`` means the whole universe.
+
+    ``chunk_days`` is how a backfill cuts a range for this source: at most that many calendar days per
+    chunk (an API that is called per trade date: a crash loses one chunk of calls, not the job), or
+    ``None`` for a source that serves any range in one pass (a folder, a simulation): one chunk.
+    """
 
     name: str
+    chunk_days: ClassVar[int | None]
 
-    def fetch(self, start: dt.date, end: dt.date, symbols: Sequence[str] | None = None) -> MarketData:
-        """Every table the source has for the range, as raw canonical frames with provenance."""
+    def fetch(
+        self,
+        start: dt.date,
+        end: dt.date,
+        symbols: Sequence[str] | None = None,
+        *,
+        tables: Collection[str] | None = None,
+    ) -> MarketData:
+        """Every table the source has for the range, as raw canonical frames with provenance.
+
+        ``tables`` (e.g. :data:`DATED_TABLES` or :data:`REFERENCE_TABLES`) limits the fetch to those:
+        the others are neither read nor called for and come back ``None`` (bars: an empty frame).
+        """
         ...
 
     def trading_days(self, start: dt.date, end: dt.date) -> list[dt.date]:

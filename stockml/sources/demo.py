@@ -36,8 +36,8 @@ the feature pipeline) is independent noise.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
-from typing import Self
+from collections.abc import Collection, Sequence
+from typing import ClassVar, Self
 
 import numpy as np
 import pandas as pd
@@ -85,6 +85,7 @@ class DemoSource:
     """
 
     name = "demo"
+    chunk_days: ClassVar[int | None] = None  # simulated once, sliced: any range in one pass
 
     def __init__(self, config: DemoConfig | None = None) -> None:
         self.config = config or DemoConfig()
@@ -94,14 +95,22 @@ class DemoSource:
     def symbols(self) -> list[str]:
         return demo_symbols(self.config.n_symbols)
 
-    def fetch(self, start: dt.date, end: dt.date, symbols: Sequence[str] | None = None) -> MarketData:
-        tables = self._full()
+    def fetch(
+        self,
+        start: dt.date,
+        end: dt.date,
+        symbols: Sequence[str] | None = None,
+        *,
+        tables: Collection[str] | None = None,
+    ) -> MarketData:
+        full = self._full()
         wanted = None if symbols is None else set(symbols)
         out = {
             name: _slice(frame, _TIME_COL[name], start, end, None if name in _MARKET_WIDE else wanted)
-            for name, frame in tables.items()
+            for name, frame in full.items()
+            if tables is None or name in tables
         }
-        return MarketData(**out)
+        return MarketData(**{"bars": full["bars"].iloc[:0], **out})
 
     def trading_days(self, start: dt.date, end: dt.date) -> list[dt.date]:
         lo, hi = max(_as_date(start), self.config.start), min(_as_date(end), self.config.end)

@@ -16,15 +16,15 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from collections.abc import Callable, Collection, Sequence
+from typing import Any, ClassVar, Literal
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from stockml import columns as C
 from stockml.columns import REQUIRED
-from stockml.sources.base import MarketData, ReadError
+from stockml.sources.base import DATED_TABLES, REFERENCE_TABLES, MarketData, ReadError
 from stockml.sources.ratelimit import RateLimiter
 from stockml.sources.tushare_errors import (
     Failure,
@@ -78,6 +78,10 @@ class TushareSource:
     """The tushare pro API. ``client`` (anything with tushare's endpoint methods) is built lazily."""
 
     name = "tushare"
+    # Bars and adj_factor cost one call per open day each, so a backfill goes by chunks of trade dates:
+    # 92 calendar days are about 62 open days, ~130 calls, ~40 s at 200 calls a minute -- what a crash
+    # loses at most. ``ingest.chunk_days`` in the settings changes it; ``--chunk-days`` forces it.
+    chunk_days: ClassVar[int | None] = 92
 
     def __init__(
         self,
@@ -96,31 +100,41 @@ class TushareSource:
 
     # -- the DataSource protocol ------------------------------------------------------------------
 
-    def fetch(self, start: dt.date, end: dt.date, symbols: Sequence[str] | None = None) -> MarketData:
-        """Every table for ``start..end`` (inclusive); ``symbols`` filters bars and adj_factor."""
+    def fetch(
+        self,
+        start: dt.date,
+        end: dt.date,
+        symbols: Sequence[str] | None = None,
+        *,
+        tables: Collection[str] | None = None,
+    ) -> MarketData:
+        """Every table for ``start..end`` (inclusive), or only ``tables`` (no call for the others);
+        ``symbols`` filters bars and adj_factor."""
         cfg = self.config
+        want = set((*DATED_TABLES, *REFERENCE_TABLES) if tables is None else tables)
         errors: list[ReadError] = []
-        days = [_ymd(d) for d in self.trading_days(start, end)]
-        by_day = [{"trade_date": d} for d in days]
-        bars = self._table("bars", "daily", by_day, errors, expect_rows=True)
-        adj = self._table("adj_factor", "adj_factor", by_day, errors, expect_rows=True)
-        if symbols is not None:
-            wanted = set(symbols)
-            bars = bars[bars[C.TS_CODE].isin(wanted)].reset_index(drop=True)
-            adj = adj[adj[C.TS_CODE].isin(wanted)].reset_index(drop=True)
+        by_day = []
+        if want & {"bars", "adj_factor"}:
+            by_day = [{"trade_date": _ymd(d)} for d in self.trading_days(start, end)]
         fields = ",".join(C.STOCK_BASIC_COLS)
         basic_params = [{"exchange": "", "list_status": s, "fields": fields} for s in cfg.list_statuses]
         s, e = _ymd(start), _ymd(end)
         index_params = [{"ts_code": code, "start_date": s, "end_date": e} for code in cfg.index_codes]
-        return MarketData(
-            bars=bars,
-            adj_factor=adj,
-            index_daily=self._table("index_daily", "index_daily", index_params, errors),
-            stock_basic=self._table("stock_basic", "stock_basic", basic_params, errors),
-            macro=self._macro(start, end, errors),
-            trade_cal=self._calendar(start, end)[[*C.CALENDAR_COLS, *C.PROVENANCE]],
-            read_errors=tuple(errors),
-        )
+        readers: dict[str, Callable[[], pd.DataFrame]] = {
+            "bars": lambda: self._table("bars", "daily", by_day, errors, expect_rows=True),
+            "adj_factor": lambda: self._table("adj_factor", "adj_factor", by_day, errors, expect_rows=True),
+            "index_daily": lambda: self._table("index_daily", "index_daily", index_params, errors),
+            "stock_basic": lambda: self._table("stock_basic", "stock_basic", basic_params, errors),
+            "macro": lambda: self._macro(start, end, errors),
+            "trade_cal": lambda: self._calendar(start, end)[[*C.CALENDAR_COLS, *C.PROVENANCE]],
+        }
+        out = {name: read() for name, read in readers.items() if name in want}
+        if symbols is not None:
+            wanted = set(symbols)
+            for name in {"bars", "adj_factor"} & out.keys():
+                out[name] = out[name][out[name][C.TS_CODE].isin(wanted)].reset_index(drop=True)
+        bars = out.pop("bars", _empty(C.BAR_COLS))
+        return MarketData(bars=bars, read_errors=tuple(errors), **out)
 
     def trading_days(self, start: dt.date, end: dt.date) -> list[dt.date]:
         """Open days of the configured exchange's calendar, ascending (one call per range, cached)."""
@@ -181,14 +195,17 @@ class TushareSource:
         return self._calendars[key]
 
     def _macro(self, start: dt.date, end: dt.date, errors: list[ReadError]) -> pd.DataFrame:
-        frames = []
+        """Monthly endpoints: one call from ``macro_lookback_months`` before ``start``. Daily ones: one
+        call per 365 days (~250 rows), well under tushare's cap on the rows of one call: a backfill
+        asks for its whole range at once."""
         lookback = pd.DateOffset(months=self.config.macro_lookback_months)
         first_month = (pd.Timestamp(start) - lookback).strftime("%Y%m")
-        for endpoint in self.config.macro_endpoints:
-            if endpoint in DAILY_MACRO:
-                params = {"start_date": _ymd(start), "end_date": _ymd(end)}
-            else:
-                params = {"start_m": first_month, "end_m": end.strftime("%Y%m")}
+        monthly = [{"start_m": first_month, "end_m": end.strftime("%Y%m")}]
+        daily = [{"start_date": _ymd(lo), "end_date": _ymd(hi)} for lo, hi in _windows(start, end, 365)]
+        endpoints = self.config.macro_endpoints
+        calls = [(ep, p) for ep in endpoints for p in (daily if ep in DAILY_MACRO else monthly)]
+        frames = []
+        for endpoint, params in calls:
             raw = self._call(endpoint, **params)
             if raw.empty:
                 continue
@@ -268,6 +285,12 @@ def _source_file(endpoint: str, params: dict[str, str]) -> str:
 
 def _empty(cols: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=object) for c in (*cols, *C.PROVENANCE)})
+
+
+def _windows(start: dt.date, end: dt.date, days: int) -> list[tuple[dt.date, dt.date]]:
+    """[start, end] as consecutive windows of at most ``days`` calendar days."""
+    lows = pd.date_range(start, end, freq=f"{days}D").date
+    return [(lo, min(end, lo + dt.timedelta(days=days - 1))) for lo in lows]
 
 
 def _ymd(day: dt.date) -> str:

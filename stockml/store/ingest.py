@@ -1,6 +1,8 @@
-"""Ingestion steps: plan chunks, validate a fetched batch, write it to the lake, record the manifest.
+"""Ingestion steps: plan chunks, fetch and validate a batch, write it to the lake, record the manifest.
 
 Each step is a plain function so that Prefect tasks (``tasks/ingest.py``) can wrap them one to one.
+Chunks: as the source needs (``DataSource.chunk_days``): a folder or the demo market in one chunk, tushare
+by trade dates. The reference tables (stock_basic, macro) come once per job, with its first pending chunk.
 Resuming: every chunk written by a backfill job gets a manifest entry carrying the job id; a rerun of
 the same job skips those chunks until the job is recorded as done.
 """
@@ -11,11 +13,11 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from stockml.config import Settings
-from stockml.sources.base import DataSource, MarketData
+from stockml.sources.base import DATED_TABLES, REFERENCE_TABLES, DataSource, MarketData
 from stockml.sources.factory import source_id, universe_for
 from stockml.store.lake import Lake, UpsertResult, frame_hash, lake_summary
 from stockml.store.validation import DataValidationError, validate_market_data
@@ -63,10 +65,23 @@ def incremental_start(lake: Lake, history_start: dt.date) -> dt.date:
     return max(history_start, dt.date.fromisoformat(str(last)[:10]) - dt.timedelta(days=INCREMENTAL_DAYS))
 
 
-def plan_chunks(start: dt.date, end: dt.date, chunk_days: int) -> list[Chunk]:
-    """Consecutive calendar chunks of at most ``chunk_days`` days covering [start, end]."""
+def chunk_days_for(source: DataSource, forced: int | None, configured: int | None) -> int | None:
+    """Calendar days per backfill chunk (None: the whole range in one): ``forced`` (``--chunk-days``)
+    for any source; else none for a source that serves a range in one pass (``source.chunk_days`` is
+    None), and ``configured`` (the settings' ``ingest.chunk_days``) or the source's own for the others."""
+    if forced is not None:
+        return forced
+    if source.chunk_days is None:
+        return None
+    return configured or source.chunk_days
+
+
+def plan_chunks(start: dt.date, end: dt.date, chunk_days: int | None) -> list[Chunk]:
+    """Consecutive calendar chunks of at most ``chunk_days`` days covering [start, end] (None: one)."""
     if end < start:
         raise ValueError(f"end {end} is before start {start}")
+    if chunk_days is None:
+        return [Chunk(start, end)]
     chunks, lo = [], start
     while lo <= end:
         hi = min(lo + dt.timedelta(days=chunk_days - 1), end)
@@ -92,6 +107,20 @@ def done_chunks(lake: Lake, job: str) -> set[tuple[str, str]]:
         elif entry.get("kind") == "chunk":
             done.add((entry["start"], entry["end"]))
     return done
+
+
+def fetch_batch(job: IngestJob, chunk: Chunk, reference: bool) -> MarketData:
+    """The dated tables of ``chunk`` and, with ``reference``, the reference tables over the whole job
+    (a job asks for those once, with its first pending chunk, not again with every chunk)."""
+    source, symbols = job.source, job.universe
+    if reference and chunk == Chunk(job.start, job.end):
+        return source.fetch(chunk.start, chunk.end, symbols)  # one pass: every table
+    data = source.fetch(chunk.start, chunk.end, symbols, tables=DATED_TABLES)
+    if not reference:
+        return data
+    ref = source.fetch(job.start, job.end, symbols, tables=REFERENCE_TABLES)
+    tables = {t: getattr(ref, t) for t in REFERENCE_TABLES}
+    return replace(data, **tables, read_errors=data.read_errors + ref.read_errors)
 
 
 def validate_batch(data: MarketData, today: dt.date, report_dir: Path, label: str) -> MarketData:
@@ -150,7 +179,7 @@ def record_job_done(lake: Lake, *, job: str, source: str, start: dt.date, end: d
 
 
 def pending_chunks(
-    lake: Lake, job: str, start: dt.date, end: dt.date, chunk_days: int
+    lake: Lake, job: str, start: dt.date, end: dt.date, chunk_days: int | None
 ) -> tuple[list[Chunk], int]:
     """The chunks of [start, end] this job still has to write, and how many it already wrote."""
     chunks = plan_chunks(start, end, chunk_days)
@@ -166,20 +195,28 @@ def ingest_range(
     start: dt.date,
     end: dt.date,
     symbols: Sequence[str] | None,
-    chunk_days: int,
+    chunk_days: int | None = None,
 ) -> list[dict]:
-    """Backfill [start, end] without an orchestrator (the CLI's path; the flows use the same steps)."""
-    job = job_id(source_key, start, end, symbols)
+    """Backfill [start, end] without an orchestrator (the CLI's path; the flows use the same steps).
+    ``chunk_days`` is the settings' ``ingest.chunk_days``: see :func:`chunk_days_for`."""
+    universe = list(symbols) if symbols is not None else None
+    job = IngestJob(source, source_key, lake, universe, start, end, job_id(source_key, start, end, symbols))
     entries = []
-    for chunk in pending_chunks(lake, job, start, end, chunk_days)[0]:
-        data = source.fetch(chunk.start, chunk.end, symbols)
+    todo = pending_chunks(lake, job.id, start, end, chunk_days_for(source, None, chunk_days))[0]
+    for i, chunk in enumerate(todo):
+        data = fetch_batch(job, chunk, reference=i == 0)
         clean = validate_batch(
             data, dt.date.today(), lake.root / "_reports", f"{source.name}_{chunk.start:%Y%m%d}"
         )
         entries.append(
             record_chunk(
-                lake, job=job, source=source_key, chunk=chunk, clean=clean, results=write_batch(lake, clean)
+                lake,
+                job=job.id,
+                source=source_key,
+                chunk=chunk,
+                clean=clean,
+                results=write_batch(lake, clean),
             )
         )
-    record_job_done(lake, job=job, source=source_key, start=start, end=end)
+    record_job_done(lake, job=job.id, source=source_key, start=start, end=end)
     return entries
