@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from stockml.sources.base import MarketData
 
 PREDICTIONS = "predictions"
 MANIFEST = "manifest.jsonl"
+WRITE_THREADS = 4  # partitions upserted at once (each its own file)
 
 
 @dataclass(frozen=True)
@@ -128,18 +130,25 @@ class Lake:
         labels = new["_part"].to_numpy()
         new = new.drop(columns="_part").reset_index(drop=True)
         arrow = pa.Table.from_pandas(new, preserve_index=False)  # converted once, sliced per partition
-        inserted = updated = written = 0
-        for lo, hi in zip(starts, ends, strict=True) if len(new) else []:
-            path = folder / f"{labels[lo]}.parquet"
-            if not path.exists():  # a new partition: the sorted slice is the whole file
-                _write_atomic(arrow.slice(lo, hi - lo), path)
-                inserted, written = inserted + int(hi - lo), written + 1
-                continue
+
+        def merge(lo: int, hi: int, path: Path) -> tuple[int, int, int]:
             merged, ins, upd = _merge(pd.read_parquet(path), new.iloc[lo:hi], keys)
             if ins or upd:
                 _write_atomic(merged, path)
-                written += 1
-            inserted, updated = inserted + ins, updated + upd
+            return ins, upd, int(bool(ins or upd))
+
+        def write(lo: int, hi: int, path: Path) -> tuple[int, int, int]:
+            _write_atomic(arrow.slice(lo, hi - lo), path)  # a new partition: the sorted slice is the file
+            return int(hi - lo), 0, 1
+
+        spans = [(lo, hi, folder / f"{labels[lo]}.parquet") for lo, hi in zip(starts, ends, strict=True)]
+        fresh = [span for span in spans if not span[2].exists()] if len(new) else []
+        # New partitions are pure parquet writes and fsyncs, which release the GIL: a few threads overlap
+        # them. Merges into existing files are mostly pandas (GIL-bound): one at a time.
+        with ThreadPoolExecutor(max_workers=min(WRITE_THREADS, max(len(fresh), 1))) as pool:
+            counts = list(pool.map(lambda span: write(*span), fresh))
+        counts += [merge(*span) for span in spans if span not in fresh] if len(new) else []
+        inserted, updated, written = (sum(c[i] for c in counts) for i in range(3))
         return UpsertResult(table, len(frame), inserted, updated, written)
 
     def read(
