@@ -1,11 +1,11 @@
-"""Test helpers for the feature pipeline: tiny seeded synthetic markets and a reader of ashare_sample.
-
-The reader only serves these tests (the project's real loader lives in ``stockml.data``): it turns the
-sample CSVs into the validated canonical frames ``build_feature_frame`` expects.
-"""
+"""Test helpers for the feature pipeline: tiny seeded synthetic markets, and the real A-share sample read
+the way a user's ingest reads it (``LocalSource`` -> the validation gate): the canonical frames
+``build_feature_frame`` expects."""
 
 from __future__ import annotations
 
+import datetime as dt
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +13,8 @@ import pandas as pd
 from sample import require_sample
 
 from stockml.sources.base import MarketData
+from stockml.sources.local import LocalSource
+from stockml.store.ingest import validate_batch
 
 INDUSTRIES = ("银行", "白酒", "汽车")
 
@@ -126,56 +128,10 @@ def synthetic_sentiment(bars: pd.DataFrame, rng: np.random.Generator) -> pd.Data
     return rows.assign(score=rng.normal(0, 1, len(rows))).reset_index(drop=True)
 
 
-def _read(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path, dtype={"ts_code": str, "trade_date": str, "list_date": str, "delist_date": str})
-
-
-def _dates(text: pd.Series, fmt: str) -> pd.Series:
-    return pd.to_datetime(text, format=fmt).astype("datetime64[ns]")
-
-
-def _melt_macro(path: Path) -> pd.DataFrame:
-    """Wide sample macro file -> long (table, series, freq, period_end, value)."""
-    raw = pd.read_csv(path, dtype=str)
-    if "month" in raw.columns:
-        time_col, freq = "month", "M"
-        period = pd.to_datetime(raw["month"], format="%Y-%m") + pd.offsets.MonthEnd(0)
-    elif "workTime" in raw.columns:
-        time_col, freq, period = "workTime", "D", pd.to_datetime(raw["workTime"], format="%Y-%m-%d")
-    else:
-        time_col, freq, period = "date", "D", pd.to_datetime(raw["date"], format="%Y%m%d")
-    values = raw.drop(columns=[time_col]).apply(pd.to_numeric, errors="coerce").dropna(axis=1, how="all")
-    long = values.assign(period_end=period.astype("datetime64[ns]")).melt(
-        id_vars="period_end", var_name="series", value_name="value"
-    )
-    long = long.dropna(subset=["value"]).assign(table=path.stem, freq=freq)
-    return long[["table", "series", "freq", "period_end", "value"]].reset_index(drop=True)
-
-
 def load_ashare_sample(root: Path | None = None) -> MarketData:
     """The sample's CSVs (default: the shared sample, else the test skips) as validated canonical frames
     (bars, index_daily, stock_basic, macro)."""
     root = root or require_sample()
-    numeric = ["open", "high", "low", "close", "pre_close", "change", "pct_chg", "vol", "amount"]
-    bars = pd.concat([_read(p) for p in sorted((root / "daily").glob("*.csv"))], ignore_index=True)
-    bars = bars.assign(
-        trade_date=_dates(bars["trade_date"], "%Y%m%d"), **{c: bars[c].astype(float) for c in numeric}
-    )
-    index_daily = _read(root / "index_daily.csv")
-    index_daily = index_daily.assign(trade_date=_dates(index_daily["trade_date"], "%Y%m%d"))
-    basic = _read(root / "stock_basic.csv")
-    basic = basic.assign(
-        list_date=pd.to_datetime(basic["list_date"], format="%Y%m%d", errors="coerce").astype(
-            "datetime64[ns]"
-        ),
-        delist_date=pd.to_datetime(basic["delist_date"], format="%Y%m%d", errors="coerce").astype(
-            "datetime64[ns]"
-        ),
-    )[["ts_code", "name", "industry", "list_date", "delist_date"]]
-    macro = pd.concat([_melt_macro(p) for p in sorted((root / "macro").glob("*.csv"))], ignore_index=True)
-    return MarketData(
-        bars=bars.sort_values(["ts_code", "trade_date"]).reset_index(drop=True),
-        index_daily=index_daily,
-        stock_basic=basic,
-        macro=macro,
-    )
+    data = LocalSource(root).fetch(dt.date(2000, 1, 1), dt.date.today())
+    with tempfile.TemporaryDirectory() as reports:  # written only for a failing batch
+        return validate_batch(data, dt.date.today(), Path(reports), "ashare_sample")
