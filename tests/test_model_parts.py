@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from model_helpers import make_batch as learnable_batch
 
 from stockml.losses import PinballLoss
 from stockml.models import ModelSizes, build_model
@@ -16,15 +17,7 @@ SIZES = ModelSizes(n_features=8, horizon=5, n_symbols=10, n_sectors=4)
 
 
 def make_batch(seed: int = 0, b: int = 32, t: int = 20) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(b, t, 8, generator=g)
-    w = torch.randn(8, 5, generator=g) / 8**0.5
-    return {
-        "x": x,
-        "symbol": torch.randint(0, 10, (b,), generator=g),
-        "sector": torch.randint(0, 4, (b,), generator=g),
-        "target": x[:, -1] @ w + 0.1 * torch.randn(b, 5, generator=g),
-    }
+    return learnable_batch(seed, b, t, SIZES)
 
 
 def build(name: str, config: dict | None = None, seed: int = 0):

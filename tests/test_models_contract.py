@@ -8,6 +8,7 @@ from statistics import NormalDist
 import numpy as np
 import pytest
 import torch
+from model_helpers import make_batch as learnable_batch
 from pydantic import ValidationError
 
 from stockml.losses import LOSSES, PinballLoss
@@ -27,17 +28,8 @@ CONSTANT = {"unconditional"}  # the training quantiles: no input, no randomness,
 
 
 def make_batch(seed: int = 0, b: int = 32, t: int = 20, sizes: ModelSizes = SIZES) -> dict[str, torch.Tensor]:
-    """A learnable problem: each horizon's return is a fixed linear function of the last step, plus noise."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(b, t, sizes.n_features, generator=g)
-    w = torch.randn(sizes.n_features, sizes.horizon, generator=g) / sizes.n_features**0.5
-    target = x[:, -1] @ w + 0.1 * torch.randn(b, sizes.horizon, generator=g)
-    return {
-        "x": x,
-        "symbol": torch.randint(0, max(sizes.n_symbols, 1), (b,), generator=g),
-        "sector": torch.randint(0, max(sizes.n_sectors, 1), (b,), generator=g),
-        "target": target,
-    }
+    """A learnable problem (:func:`model_helpers.make_batch`)."""
+    return learnable_batch(seed, b, t, sizes)
 
 
 def inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
