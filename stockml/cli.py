@@ -229,6 +229,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_request(args: argparse.Namespace) -> int:
     """The JSON body of a REST request to the model served by ``mlflow models serve``, on stdout."""
+    from stockml.config import settings_for
     from stockml.registry.tracking import TrackingConfig, load_forecaster, served_calibration
     from stockml.serving.forecast import calibration_param
     from stockml.serving.prediction import prediction_frame
@@ -239,7 +240,8 @@ def cmd_request(args: argparse.Namespace) -> int:
     forecaster = load_forecaster(tracking, args.model_uri).unwrap_python_model().forecaster
     learned = None if args.raw else served_calibration(tracking, args.model_uri)
     start = args.as_of - dt.timedelta(days=args.history_days)
-    data = read_market(Lake(args.data_dir or Path("data")), start, args.as_of, args.symbols)
+    lake = Lake(settings_for(None, args.data_dir, None).data_dir)  # the settings' lake, as every command
+    data = read_market(lake, start, args.as_of, args.symbols)
     frame = prediction_frame(data, forecaster.feature_config, forecaster.artifacts.sector_vocab)
     body = request_body(forecaster, frame, args.as_of, calibration_param(learned, args.raw))
     text = json.dumps(body, allow_nan=False)
@@ -296,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     request = sub.add_parser(
         "request", help="the JSON body of a REST request to `mlflow models serve` (reads the lake, no ingest)"
     )
-    request.add_argument("--data-dir", type=Path, default=None, help="lake root (default: data)")
+    request.add_argument("--data-dir", type=Path, default=None, help="lake root (default: settings, data/)")
     request.add_argument("--symbols", nargs="*", default=None, help="ts_codes (default: all in the lake)")
     request.add_argument("--model-uri", default="models:/stockml@champion")
     request.add_argument("--as-of", type=dt.date.fromisoformat, required=True)
