@@ -15,6 +15,7 @@ from pathlib import Path
 
 from prefect import flow
 
+from flows import quiet_offline
 from flows.ingest import ingest_chunk
 from stockml.config import SourceName, settings_for
 from stockml.sources.factory import make_source
@@ -102,6 +103,7 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
+    quiet_offline()
     args = _parse_args(argv)
     start = args.start - dt.timedelta(days=args.history_days) if args.replay else args.start
     summary = backfill(

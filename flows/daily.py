@@ -25,6 +25,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.states import Completed, Failed, State
 
+from flows import quiet_offline
 from flows.ingest import ingest
 from stockml.config import Settings, SourceName, settings_for
 from stockml.evaluation.report_types import EvaluationReport
@@ -243,6 +244,7 @@ def with_task_runner(  # type: ignore[no-untyped-def]
 
 
 def main(argv: list[str] | None = None) -> int:
+    quiet_offline()
     args = _parse_args(argv)
     flow_fn = with_task_runner(args.task_runner, args.dask_address)
     state = flow_fn(
