@@ -14,11 +14,12 @@ import pandas as pd
 import pytest
 from fakes import FakeClock, FakeTushareClient, _daily, today
 
+from stockml.config import SettingsError
 from stockml.sources.demo import DemoSource
 from stockml.sources.local import LocalSource
 from stockml.sources.tushare_errors import TushareAuthError
 from stockml.sources.tushare_source import TushareConfig, TushareSource
-from stockml.store.ingest import Chunk, chunk_days_for, ingest_range, plan_chunks
+from stockml.store.ingest import Chunk, check_one_market, chunk_days_for, ingest_range, plan_chunks
 from stockml.store.lake import Lake
 
 Q1 = (dt.date(2022, 1, 1), dt.date(2022, 3, 31))  # the sample has shibor until 2022-02-21
@@ -98,3 +99,21 @@ def test_resumed_tushare_job_fetches_reference_tables_again_once(tmp_path: Path)
         keys = list(clean.read(table).columns[:2])
         got = lake.read(table).sort_values(keys).reset_index(drop=True)
         pd.testing.assert_frame_equal(got, clean.read(table).sort_values(keys).reset_index(drop=True))
+
+
+def test_simulated_and_real_bars_never_share_a_lake(tmp_path: Path) -> None:
+    """The demo market's codes are real listed codes: a demo ingest into a lake of real bars (or the
+    reverse) is refused before anything is fetched or written; real sources together are fine."""
+    for name in ("lake", "demo"):
+        (tmp_path / name).mkdir()
+    lake = Lake(tmp_path / "lake")
+    lake.append_manifest({"kind": "chunk", "source": "local:1a2b3c4d", "start": "2024-01-02"})
+    check_one_market(lake, "tushare:00000000")  # real beside real
+    with pytest.raises(SettingsError, match="simulated and real bars share ts_codes.*--data-dir"):
+        check_one_market(lake, "demo:deadbeef")
+    demo = Lake(tmp_path / "demo")
+    demo.append_manifest({"kind": "chunk", "source": "demo:deadbeef"})
+    check_one_market(demo, "demo:0badcafe")  # another demo config: still simulated
+    with pytest.raises(SettingsError, match="holds demo data and this ingest is local"):
+        check_one_market(demo, "local:1a2b3c4d")
+    check_one_market(Lake(tmp_path / "empty"), "demo:deadbeef")

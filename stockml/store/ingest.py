@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from stockml.config import Settings
+from stockml.config import Settings, SettingsError
 from stockml.sources.base import DATED_TABLES, REFERENCE_TABLES, DataSource, MarketData
 from stockml.sources.factory import source_id, universe_for
 from stockml.store.lake import Lake, UpsertResult, frame_hash, lake_summary
@@ -51,8 +51,28 @@ def ingest_job(
     settings' lake: ``symbols`` (else the settings' universe) resolved against the source."""
     universe = universe_for(settings, source, symbols)
     key = source_id(settings)
+    lake = Lake(settings.data_dir)
+    check_one_market(lake, key)
     job = job_id(key, start, end, universe)
-    return IngestJob(source, key, Lake(settings.data_dir), universe, start, end, job)
+    return IngestJob(source, key, lake, universe, start, end, job)
+
+
+SYNTHETIC = "demo"  # the source kind whose bars are simulated
+
+
+def check_one_market(lake: Lake, source_key: str) -> None:
+    """Refuse to write simulated bars into a lake of real ones, or real into simulated: the demo market's
+    codes are real listed codes (``000001.SZ``), so the two would overwrite and mix silently, and every
+    command without ``--symbols`` reads every symbol of its lake."""
+    kind = source_key.split(":")[0]
+    held = sorted({str(e.get("source", "")).split(":")[0] for e in lake.manifest()} - {""})
+    clash = [k for k in held if (k == SYNTHETIC) != (kind == SYNTHETIC)]
+    if clash:
+        raise SettingsError(
+            f"the lake {lake.root} holds {', '.join(held)} data and this ingest is {kind}: simulated and "
+            "real bars share ts_codes, so they must not share a lake; give this one its own --data-dir "
+            "(e.g. --data-dir data/ashare for the real sample)"
+        )
 
 
 def incremental_start(lake: Lake, history_start: dt.date) -> dt.date:
@@ -200,6 +220,7 @@ def ingest_range(
     """Backfill [start, end] without an orchestrator (the CLI's path; the flows use the same steps).
     ``chunk_days`` is the settings' ``ingest.chunk_days``: see :func:`chunk_days_for`."""
     universe = list(symbols) if symbols is not None else None
+    check_one_market(lake, source_key)
     job = IngestJob(source, source_key, lake, universe, start, end, job_id(source_key, start, end, symbols))
     entries = []
     todo = pending_chunks(lake, job.id, start, end, chunk_days_for(source, None, chunk_days))[0]
