@@ -1,4 +1,4 @@
-"""The ``stockml`` command: ``features``, ``evaluate``, ``train``, ``predict`` and ``request``.
+"""The ``stockml`` command: ``features``, ``evaluate``, ``train``, ``predict``, ``backtest`` and ``request``.
 
 Every command first brings the lake at ``--data-dir`` up to date for the range (an idempotent,
 validated ingest from ``--source``), then reads it, so results are built from the validated lake.
@@ -251,6 +251,49 @@ def cmd_request(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backtest(args: argparse.Namespace) -> int:
+    """Backtest every model of an evaluation run (its out-of-sample predictions) on the lake's bars."""
+    import tempfile
+
+    import pandas as pd
+
+    from stockml.backtest import BacktestConfig
+    from stockml.backtest.compare import backtest_table, with_adj_factor
+    from stockml.config import settings_for
+    from stockml.registry.tracking import TrackingConfig, download_artifacts
+    from stockml.store.lake import Lake, read_market
+
+    run_id = args.run_id or json.loads(args.report.read_text()).get("mlflow_run_id")
+    if not run_id:
+        print(
+            f"stockml backtest: {args.report} has no mlflow_run_id (evaluate without --no-mlflow)",
+            file=sys.stderr,
+        )
+        return 2
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = download_artifacts(
+            TrackingConfig(tracking_uri=args.tracking_uri), run_id, "evaluation", Path(tmp)
+        )
+        files = sorted(folder.glob("predictions_*.parquet"))
+        predictions = {p.stem.removeprefix("predictions_"): pd.read_parquet(p) for p in files}
+    predictions = {
+        n: p for n, p in predictions.items() if ".seed" not in n and (not args.models or n in args.models)
+    }
+    if not predictions:
+        print(f"stockml backtest: run {run_id} has no predictions to backtest", file=sys.stderr)
+        return 2
+    dates = pd.concat([p["date"] for p in predictions.values()])
+    lake = Lake(settings_for(None, args.data_dir, None).data_dir)
+    data = read_market(lake, dates.min().date(), dates.max().date() + dt.timedelta(days=10))
+    strategy = {k: v for k, v in (("top_k", args.top_k), ("drop_n", args.drop_n)) if v is not None}
+    cfg = BacktestConfig.model_validate({"trade_at": args.trade_at, "strategy": strategy})
+    table = backtest_table(predictions, with_adj_factor(data.bars, data.adj_factor), cfg, data.stock_basic)
+    print(table.to_string(float_format=lambda v: f"{v:+.4f}"))
+    if args.out is not None:
+        table.to_csv(args.out, index_label="name")
+    return 0
+
+
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
@@ -295,6 +338,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--raw", action="store_true", help="the model's own quantiles, without its online calibration"
     )
     predict.set_defaults(func=cmd_predict)
+    backtest = sub.add_parser(
+        "backtest", help="what an evaluation's forecasts would have earned: a cost-aware A-share top-k book"
+    )
+    backtest.add_argument("--report", type=Path, default=None, help="stockml evaluate's --out report")
+    backtest.add_argument("--run-id", default=None, help="or the evaluation's MLflow run id")
+    backtest.add_argument("--data-dir", type=Path, default=None, help="lake root (default: settings, data/)")
+    backtest.add_argument("--models", type=lambda v: tuple(m for m in v.split(",") if m), default=())
+    backtest.add_argument("--top-k", type=int, default=None, help="names held (default: the config's 30)")
+    backtest.add_argument("--drop-n", type=int, default=None, help="names replaced a day at most")
+    backtest.add_argument("--trade-at", choices=["open", "close"], default="open")
+    backtest.add_argument(
+        "--tracking-uri", default=None, help="MLflow server (default: sqlite under mlruns/)"
+    )
+    backtest.add_argument("--out", type=Path, default=None, help="also write the table as CSV")
+    backtest.set_defaults(func=cmd_backtest)
     request = sub.add_parser(
         "request", help="the JSON body of a REST request to `mlflow models serve` (reads the lake, no ingest)"
     )

@@ -205,6 +205,11 @@ def log_metrics(
         _client(cfg).log_batch(run_id, metrics=records)
 
 
+def download_artifacts(cfg: TrackingConfig, run_id: str, path: str, dst: Path) -> Path:
+    """A run's artifact folder or file ``path`` copied under ``dst``; returns the local copy."""
+    return Path(_client(cfg).download_artifacts(run_id, path, str(dst)))
+
+
 def log_artifacts(cfg: TrackingConfig, run_id: str, artifacts: Mapping[str, Path]) -> None:
     """``{artifact_path: local file or folder}``; ``""`` logs at the run's artifact root."""
     client = _client(cfg)
