@@ -39,6 +39,8 @@ def test_upsert_is_idempotent_and_partitions_by_month(tmp_path: Path) -> None:
     assert (again.inserted, again.updated, again.files_written) == (0, 0, 0)
     assert [p.stat().st_mtime_ns for p in lake.files("bars")] == mtimes
     assert pads.dataset(str(tmp_path / "bars")).count_rows() == 4
+    empty = lake.upsert("bars", _bars([1.0]).iloc[:0])  # nothing to write: no partition, no error
+    assert (empty.inserted, empty.updated, empty.files_written) == (0, 0, 0)
 
 
 def test_corrected_bar_replaces_old_one(tmp_path: Path) -> None:

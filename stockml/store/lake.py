@@ -141,13 +141,17 @@ class Lake:
             _write_atomic(arrow.slice(lo, hi - lo), path)  # a new partition: the sorted slice is the file
             return int(hi - lo), 0, 1
 
-        spans = [(lo, hi, folder / f"{labels[lo]}.parquet") for lo, hi in zip(starts, ends, strict=True)]
-        fresh = [span for span in spans if not span[2].exists()] if len(new) else []
+        # an empty frame has no partition (its one (0, 0) span has no label)
+        fresh: list[tuple[int, int, Path]] = []
+        existing: list[tuple[int, int, Path]] = []
+        for lo, hi in zip(starts, ends, strict=True) if len(new) else []:
+            path = folder / f"{labels[lo]}.parquet"
+            (existing if path.exists() else fresh).append((lo, hi, path))
         # New partitions are pure parquet writes and fsyncs, which release the GIL: a few threads overlap
         # them. Merges into existing files are mostly pandas (GIL-bound): one at a time.
         with ThreadPoolExecutor(max_workers=min(WRITE_THREADS, max(len(fresh), 1))) as pool:
             counts = list(pool.map(lambda span: write(*span), fresh))
-        counts += [merge(*span) for span in spans if span not in fresh] if len(new) else []
+        counts += [merge(*span) for span in existing]
         inserted, updated, written = (sum(c[i] for c in counts) for i in range(3))
         return UpsertResult(table, len(frame), inserted, updated, written)
 
