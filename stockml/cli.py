@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from stockml.evaluation.report_types import EvaluationReport
+    from stockml.evaluation.report_types import BacktestSection, EvaluationReport
 
 DEFAULT_HISTORY_DAYS = 3 * 365
 
@@ -147,6 +147,29 @@ def _print_table(report: EvaluationReport) -> None:
     for name, r in report.results.items():
         print(f"{name:<18}{r.kind:<10}" + "".join(f"{_fmt(r.metrics.get(k)):>18}" for k in keys))
     print(f"best baseline: {report.best_baseline}")
+    if report.backtest is not None:
+        _print_backtest(report.backtest)
+
+
+def _print_backtest(section: BacktestSection) -> None:
+    settings = section.settings
+    print(
+        f"backtest after costs (top {settings['top_k']}, drop {settings['drop_n']}, at the "
+        f"{settings['trade_at']}; against the {settings['benchmark']}; fractions a year):"
+    )
+    columns = {
+        "annual_return": "return",
+        "excess_annual_return": "excess",
+        "sharpe": "sharpe",
+        "max_drawdown": "max_dd",
+        "turnover": "turnover",
+        "cost_drag": "costs",
+        "random_annual_return": "random",
+        "perfect_annual_return": "perfect",
+    }
+    print(f"{'name':<18}" + "".join(f"{header:>10}" for header in columns.values()))
+    for name, row in section.results.items():
+        print(f"{name:<18}" + "".join(f"{_fmt(row.get(k)):>10}" for k in columns))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -257,8 +280,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
     import pandas as pd
 
-    from stockml.backtest import BacktestConfig
-    from stockml.backtest.compare import backtest_table, with_adj_factor
+    from stockml.backtest.compare import backtest_table, book_config, with_adj_factor
     from stockml.config import settings_for
     from stockml.registry.tracking import TrackingConfig, download_artifacts
     from stockml.store.lake import Lake, read_market
@@ -285,8 +307,12 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     dates = pd.concat([p["date"] for p in predictions.values()])
     lake = Lake(settings_for(None, args.data_dir, None).data_dir)
     data = read_market(lake, dates.min().date(), dates.max().date() + dt.timedelta(days=10))
-    strategy = {k: v for k, v in (("top_k", args.top_k), ("drop_n", args.drop_n)) if v is not None}
-    cfg = BacktestConfig.model_validate({"trade_at": args.trade_at, "strategy": strategy})
+    first = next(iter(predictions.values()))
+    n_symbols = first.loc[first["horizon"] == 1, "ts_code"].nunique()
+    cfg = book_config(n_symbols, args.top_k, args.drop_n, args.trade_at)
+    print(
+        f"book: top {cfg.strategy.top_k}, drop {cfg.strategy.drop_n}, at the {cfg.trade_at}", file=sys.stderr
+    )
     table = backtest_table(predictions, with_adj_factor(data.bars, data.adj_factor), cfg, data.stock_basic)
     print(table.to_string(float_format=lambda v: f"{v:+.4f}"))
     if args.out is not None:
@@ -345,8 +371,15 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_argument("--run-id", default=None, help="or the evaluation's MLflow run id")
     backtest.add_argument("--data-dir", type=Path, default=None, help="lake root (default: settings, data/)")
     backtest.add_argument("--models", type=lambda v: tuple(m for m in v.split(",") if m), default=())
-    backtest.add_argument("--top-k", type=int, default=None, help="names held (default: the config's 30)")
-    backtest.add_argument("--drop-n", type=int, default=None, help="names replaced a day at most")
+    backtest.add_argument(
+        "--top-k", type=int, default=None, help="names held (default: a fifth of the universe, 1-30)"
+    )
+    backtest.add_argument(
+        "--drop-n",
+        type=int,
+        default=None,
+        help="names replaced a day at most (default: a sixth of top-k, >= 1)",
+    )
     backtest.add_argument("--trade-at", choices=["open", "close"], default="open")
     backtest.add_argument(
         "--tracking-uri", default=None, help="MLflow server (default: sqlite under mlruns/)"

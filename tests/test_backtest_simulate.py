@@ -290,3 +290,19 @@ def test_an_index_benchmark_and_determinism() -> None:
     again = run_backtest(preds, bars, config(), benchmark=index)
     pd.testing.assert_frame_equal(first.daily, again.daily)
     np.testing.assert_equal(first.metrics, again.metrics)  # NaN == NaN here (sd 0: no Sharpe)
+
+
+def test_a_forecast_that_ranks_nothing_holds_the_random_book() -> None:
+    """Equal medians for every name (a zero-median baseline) rank nothing: ties are broken by the random
+    book's numbers, so the book is the random one day for day, not the first name in code order (which
+    here always rises 2 % a day and would look like skill)."""
+    days = [str(d.date()) for d in pd.bdate_range("2024-03-04", periods=9)]
+    rising = [(10 * 1.02**i, 10 * 1.02**i) for i in range(9)]
+    falling = [(10 * 0.99**i, 10 * 0.99**i) for i in range(9)]
+    bars = make_bars(days, {"A.SH": rising, "B.SH": falling, "C.SH": falling, "D.SH": falling})
+    flat = make_predictions(days, {code: [0.0] * 8 for code in ("A.SH", "B.SH", "C.SH", "D.SH")})
+    result = run_backtest(flat, bars, config(top_k=1, drop_n=1))
+    np.testing.assert_allclose(result.daily["return"], result.daily["random_return"])
+    assert result.metrics["total_return"] == pytest.approx(result.metrics["random_total_return"])
+    held = {code for code in result.holdings["ts_code"]}
+    assert len(held) > 1  # a different random name on some day, not A.SH throughout

@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from stockml.backtest.config import StrategyConfig
-from stockml.backtest.signals import Forecast, model_scores
+from stockml.backtest.signals import Forecast, model_scores, tie_broken
 from stockml.backtest.strategy import (
     portfolio_var,
     position_weights,
@@ -99,3 +99,9 @@ def test_risk_adjusted_score_ranks_per_unit_of_width() -> None:
     )
     np.testing.assert_allclose(model_scores(forecast, StrategyConfig(score="median")), [[0.02, 0.01]])
     np.testing.assert_allclose(model_scores(forecast, StrategyConfig(score="risk_adjusted")), [[0.5, 1.0]])
+
+
+def test_tie_broken_ranks_order_ties_by_the_tiebreak_and_keep_missing_scores_missing() -> None:
+    scores = np.array([[0.1, NAN, 0.3, 0.1], [0.0, 0.0, 0.0, 0.0]])
+    tiebreak = np.array([[0.9, 0.5, 0.1, 0.2], [0.3, 0.1, 0.4, 0.2]])
+    np.testing.assert_array_equal(tie_broken(scores, tiebreak), [[2.0, NAN, 3.0, 1.0], [2.0, 0.0, 3.0, 1.0]])

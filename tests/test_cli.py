@@ -90,6 +90,11 @@ def test_evaluate_command_writes_the_report(tmp_path: Path, monkeypatch: pytest.
     metrics = report["results"]["lstm"]["metrics"]
     assert 0.0 <= metrics["coverage_90"] <= 1.0 and metrics["width_90"] > 0
     assert report["data"]["symbols"] and report["data"]["rows"] > 0
+    backtest = report["backtest"]  # each forecast's top-k book after costs
+    assert (backtest["settings"]["top_k"], backtest["settings"]["drop_n"]) == (1, 1)  # 8 symbols
+    assert set(backtest["results"]) == {"lstm", "random_walk", "ewma_vol", "garch_t", "linear"}
+    rw = backtest["results"]["random_walk"]  # a zero median ranks nothing: the random book
+    assert rw["total_return"] == pytest.approx(rw["random_total_return"]) and rw["n_days"] > 70
 
 
 @pytest.mark.slow
@@ -139,6 +144,10 @@ def test_evaluate_logs_one_mlflow_run(tmp_path: Path, monkeypatch: pytest.Monkey
     assert [m.value for m in kupiec] == pytest.approx([names["tcn"]["per_fold"][0]["kupiec_p_95"]])
     history = client.get_metric_history(run.info.run_id, "tcn.crps_by_horizon")
     assert sorted(m.step for m in history) == [1, 2, 3, 4, 5]
+    book = report["backtest"]["results"]["tcn"]
+    assert run.data.metrics["tcn.bt_annual_return"] == pytest.approx(book["annual_return"])
+    assert run.data.metrics["linear.bt_max_drawdown"] <= 0.0
+    assert "plots/backtest.png" in plots and "evaluation/backtest_daily.parquet" in files
 
 
 def test_model_configs_from_the_command_line() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from stockml.backtest.config import BacktestConfig
-from stockml.backtest.run import run_backtest
+from stockml.backtest.config import BacktestConfig, StrategyConfig
+from stockml.backtest.run import BacktestResult, run_backtest
 
 COLUMNS = (
     "annual_return",
@@ -28,6 +28,30 @@ def with_adj_factor(bars: pd.DataFrame, adj_factor: pd.DataFrame | None) -> pd.D
     return bars.merge(factors, on=["ts_code", "trade_date"], how="left", validate="one_to_one")
 
 
+def book_config(
+    n_symbols: int, top_k: int | None = None, drop_n: int | None = None, trade_at: str = "open"
+) -> BacktestConfig:
+    """The default book for a universe of ``n_symbols``: top ``top_k`` (default a fifth of the universe,
+    1 to 30, so a book always chooses), replacing at most ``drop_n`` a day (default a sixth of the book,
+    at least 1); default costs and rules."""
+    k = top_k if top_k is not None else min(30, max(1, n_symbols // 5))
+    n = drop_n if drop_n is not None else max(1, k // 6)
+    return BacktestConfig.model_validate(
+        {"trade_at": trade_at, "strategy": StrategyConfig(top_k=k, drop_n=n)}
+    )
+
+
+def backtest_all(
+    predictions: dict[str, pd.DataFrame],
+    bars: pd.DataFrame,
+    cfg: BacktestConfig | None = None,
+    stock_basic: pd.DataFrame | None = None,
+    benchmark: pd.Series | None = None,
+) -> dict[str, BacktestResult]:
+    """Every prediction frame's book, on the same bars and settings."""
+    return {name: run_backtest(p, bars, cfg, stock_basic, benchmark) for name, p in predictions.items()}
+
+
 def backtest_table(
     predictions: dict[str, pd.DataFrame],
     bars: pd.DataFrame,
@@ -39,7 +63,6 @@ def backtest_table(
     ``date``, ``horizon``, quantiles) with its book's :data:`COLUMNS`, every book on the same bars and
     settings."""
     rows = {
-        name: run_backtest(preds, bars, cfg, stock_basic, benchmark).metrics
-        for name, preds in predictions.items()
+        name: r.metrics for name, r in backtest_all(predictions, bars, cfg, stock_basic, benchmark).items()
     }
     return pd.DataFrame.from_dict(rows, orient="index")[list(COLUMNS)]

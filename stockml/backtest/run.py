@@ -2,7 +2,8 @@
 
 The bounds run the same book (strategy, weights, VaR budget from the model's quantiles, costs, rules)
 and rank only differently: by the realised return of the holding day, or by seeded random numbers,
-both among the names the model forecast that day.
+both among the names the model forecast that day. Ties in a ranking are broken by the random book's
+numbers, so a forecast that ranks nothing earns what the random book earns.
 """
 
 from __future__ import annotations
@@ -15,7 +16,13 @@ import pandas as pd
 from stockml.backtest.config import BacktestConfig
 from stockml.backtest.market import Market, build_market
 from stockml.backtest.metrics import BOUND_METRICS, daily_returns, performance
-from stockml.backtest.signals import forecast_panel, model_scores, perfect_scores, random_scores
+from stockml.backtest.signals import (
+    forecast_panel,
+    model_scores,
+    perfect_scores,
+    random_scores,
+    tie_broken,
+)
 from stockml.backtest.simulate import BookHistory, backtest_days, simulate
 from stockml.columns import TRADE_DATE, TS_CODE
 
@@ -116,11 +123,14 @@ def run_backtest(
     codes = np.sort(predictions.loc[predictions["horizon"] == 1, TS_CODE].unique())
     market = build_market(bars, codes, cfg, stock_basic)
     forecast = forecast_panel(predictions, market, cfg.strategy)
-    scores = model_scores(forecast, cfg.strategy)
     forecast_made = np.isfinite(forecast.median)
+    randomness = random_scores(forecast_made.shape, cfg.seed)
+    scores = tie_broken(model_scores(forecast, cfg.strategy), randomness)
     bounds = {
-        "perfect": np.where(forecast_made, perfect_scores(market, cfg.trade_at), np.nan),
-        "random": np.where(forecast_made, random_scores(scores.shape, cfg.seed), np.nan),
+        "perfect": tie_broken(
+            np.where(forecast_made, perfect_scores(market, cfg.trade_at), np.nan), randomness
+        ),
+        "random": np.where(forecast_made, randomness, np.nan),
     }
     bench = benchmark_returns(market, benchmark)
 

@@ -81,3 +81,15 @@ def perfect_scores(market: Market, trade_at: str) -> np.ndarray:
 def random_scores(shape: tuple[int, int], seed: int) -> np.ndarray:
     """(D, N) seeded uniform scores: the random portfolio's ranking."""
     return np.random.default_rng(seed).random(shape)
+
+
+def tie_broken(scores: np.ndarray, tiebreak: np.ndarray) -> np.ndarray:
+    """(D, N) each day's rank of ``scores`` (0: worst; NaN where no score), equal scores ordered by
+    ``tiebreak`` (D, N). Only the order matters to the book, so ranks replace scores losslessly; with
+    :func:`random_scores` of the random book as ``tiebreak``, a model that ranks nothing (the same median
+    for every name, as the zero-median baselines) holds exactly the random book, not the first names in
+    code order."""
+    order = np.lexsort((tiebreak, np.nan_to_num(scores, nan=-np.inf)), axis=-1)  # (D, N) worst first
+    ranks = np.empty_like(scores)
+    np.put_along_axis(ranks, order, np.arange(scores.shape[1], dtype=np.float64)[None, :], axis=-1)
+    return np.where(np.isfinite(scores), ranks, np.nan)

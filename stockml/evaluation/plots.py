@@ -1,5 +1,5 @@
-"""Charts for a run's artifacts: forecast fans, quantile calibration, PIT histograms and interval
-coverage by fold and over time (matplotlib, Agg backend).
+"""Charts for a run's artifacts: forecast fans, quantile calibration, PIT histograms, interval coverage
+by fold and over time, and backtest equity curves (matplotlib, Agg backend).
 
 Inputs are the evaluation's long prediction frames (``ts_code``, ``date``, ``horizon``, ``q<level>``,
 ``y_true``, ``last_close``, ``fold``) or tables computed from them; each plot function writes one PNG and
@@ -150,6 +150,30 @@ def fan_chart(
     ax.plot(x, base * np.exp(part["y_true"].to_numpy()), color="black", lw=1, label="realised")
     ax.set(title=title, ylabel=f"close {horizon} day(s) after the as-of date")
     ax.legend(fontsize=8)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def equity_plot(daily: dict[str, pd.DataFrame], path: Path, title: str) -> Path:
+    """Each book's wealth (1 at the start) with the benchmark's, and below it each book's drawdown.
+    ``daily``: name -> a backtest's daily rows (``trade_date``, ``return``, ``benchmark_return``)."""
+    plt = _pyplot()
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True, height_ratios=(3, 1))
+    for name, rows in daily.items():
+        wealth = np.cumprod(1.0 + rows["return"].to_numpy(np.float64))
+        x = pd.to_datetime(rows["trade_date"])
+        top.plot(x, wealth, lw=1, label=name)
+        bottom.plot(x, wealth / np.maximum.accumulate(wealth) - 1.0, lw=1)
+    first = next(iter(daily.values()), None)
+    if first is not None:
+        bench = np.cumprod(1.0 + first["benchmark_return"].to_numpy(np.float64))
+        top.plot(pd.to_datetime(first["trade_date"]), bench, color="black", ls="--", lw=1, label="benchmark")
+    top.set(title=title, ylabel="wealth (1 at the start)")
+    top.legend(fontsize=7, ncol=2)
+    bottom.set(ylabel="drawdown")
     fig.autofmt_xdate()
     fig.tight_layout()
     fig.savefig(path, dpi=90)

@@ -7,7 +7,9 @@ Report layout (also in the README)::
      "best_baseline": name, "results": {name: {"kind": "model" | "baseline" | "seed",
                         "metrics": {... horizon 1 ...}, "per_horizon": {"1": {...}, ...},
                         "per_fold": [...], "vs_baselines": {baseline: {skill_crps, t}},
-                        "seeds": {... mean and sd over seeds, when run with several}}}}
+                        "seeds": {... mean and sd over seeds, when run with several}}},
+     "backtest": {"settings": {top_k, drop_n, trade_at, benchmark, costs},
+                  "results": {name: {annual_return, sharpe, max_drawdown, ..., perfect_*, random_*}}}}
 
 With online calibration on (``EvalConfig.aci_gamma``), every model also has a ``<model>.aci`` entry: its
 forecasts after adaptive conformal calibration of each quantile's spread (:mod:`.calibration`).
@@ -52,6 +54,8 @@ class Evaluation:
     predictions: dict[str, pd.DataFrame]  # name -> every fold's predictions with y_true and last_close
     # model -> its online calibration after the last test date (what its registered version starts from)
     calibration: dict[str, AciState] = field(default_factory=dict)
+    # name -> its backtest book's daily rows (stockml.backtest.run.BacktestResult.daily), when backtested
+    backtests: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
 def _clean(metrics: dict[str, float]) -> Metrics:

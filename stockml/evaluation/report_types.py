@@ -170,6 +170,24 @@ class ModelResult:
 
 
 @dataclass(frozen=True)
+class BacktestSection:
+    """What each forecast would have earned: the cost-aware top-k book of every model's and baseline's
+    horizon-1 forecasts on the run's bars (:mod:`stockml.backtest`). ``settings``: the book (top_k,
+    drop_n, trade_at, benchmark, costs); ``results``: per name, the book's metrics and its bounds'
+    (``perfect_*``, ``random_*``), fractions, not percent."""
+
+    settings: dict[str, Any]
+    results: dict[str, Metrics]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"settings": dict(self.settings), "results": {k: dict(v) for k, v in self.results.items()}}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> BacktestSection:
+        return cls(dict(d["settings"]), {k: dict(v) for k, v in d["results"].items()})
+
+
+@dataclass(frozen=True)
 class EvaluationReport:
     """Every model and baseline scored on the same folds, rows and targets; ``mlflow_run_id`` is set once
     the report was logged (it is written only then)."""
@@ -181,6 +199,7 @@ class EvaluationReport:
     best_baseline: str | None
     results: dict[str, ModelResult]
     mlflow_run_id: str | None = None
+    backtest: BacktestSection | None = None
 
     @property
     def test_window(self) -> tuple[str, str] | None:
@@ -200,6 +219,8 @@ class EvaluationReport:
             "best_baseline": self.best_baseline,
             "results": {name: r.to_dict() for name, r in self.results.items()},
         }
+        if self.backtest is not None:
+            out["backtest"] = self.backtest.to_dict()
         if self.mlflow_run_id is not None:
             out["mlflow_run_id"] = self.mlflow_run_id
         return out
@@ -214,6 +235,7 @@ class EvaluationReport:
             best_baseline=d.get("best_baseline"),
             results={name: ModelResult.from_dict(r) for name, r in d["results"].items()},
             mlflow_run_id=d.get("mlflow_run_id"),
+            backtest=BacktestSection.from_dict(d["backtest"]) if d.get("backtest") is not None else None,
         )
 
 

@@ -2,10 +2,12 @@
 MLflow run (local SQLite store under ``mlruns/``, or the server given by ``--tracking-uri``).
 
 The run's artifacts: ``evaluation/`` (report.json, predictions_<name>.parquet with a ``fold`` column,
-feature_summary.json), ``plots/`` (for every model and baseline calibration_<name>.png, pit_<name>.png and
+feature_summary.json, backtest_daily.parquet: each backtested book's daily rows with a ``name`` column),
+``plots/`` (for every model and baseline calibration_<name>.png, pit_<name>.png and
 coverage_by_fold_<name>.png with the rolling 90% coverage over ROLLING_DATES as-of dates; fan charts of a
-few symbols for every model), ``features/`` (feature_list.json, and the last fold's norm_params.json,
-symbol_vocab.json, sector_vocab.json) and ``importances/<model>.json`` where a model has them (PTFT).
+few symbols for every model; backtest.png: every book's equity curve and drawdown), ``features/``
+(feature_list.json, and the last fold's norm_params.json, symbol_vocab.json, sector_vocab.json) and
+``importances/<model>.json`` where a model has them (PTFT).
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ import numpy as np
 import pandas as pd
 
 from stockml.evaluation.aggregate import rolling_coverage
-from stockml.evaluation.plots import calibration_plot, coverage_plot, fan_chart, pit_plot
+from stockml.evaluation.backtest import with_backtest
+from stockml.evaluation.plots import calibration_plot, coverage_plot, equity_plot, fan_chart, pit_plot
 from stockml.evaluation.report import FOLD_CALIBRATION_KEYS, PER_FOLD_KEYS, Evaluation, build_report
+from stockml.evaluation.report_types import EvaluationReport
 from stockml.features import FeatureArtifacts, FeatureConfig, FeatureResult, build_feature_frame
 from stockml.registry.tracking import DatasetRef, TrackingConfig, log_run
 from stockml.sources.base import MarketData
@@ -106,7 +110,7 @@ def assemble(
 def report_for(
     outputs: list[FoldOutput], features: FeatureResult, data: MarketData, info: dict, eval_cfg: EvalConfig
 ) -> Evaluation:
-    return build_report(
+    evaluation = build_report(
         outputs,
         features.frame,
         features.label_columns,
@@ -116,6 +120,7 @@ def report_for(
         quantiles=eval_cfg.quantiles,
         aci_gamma=eval_cfg.aci_gamma,
     )
+    return with_backtest(evaluation, data, eval_cfg)
 
 
 def write_artifacts(folder: Path, run: EvalRun) -> dict[str, Path]:
@@ -148,6 +153,10 @@ def write_artifacts(folder: Path, run: EvalRun) -> dict[str, Path]:
             fan_chart(
                 preds, quantiles, symbol, parts["plots"] / f"fan_{name}_{symbol}.png", f"{name}: {symbol}"
             )
+    if run.evaluation.backtests:
+        daily = pd.concat([d.assign(name=n) for n, d in run.evaluation.backtests.items()], ignore_index=True)
+        daily.to_parquet(parts["evaluation"] / "backtest_daily.parquet", index=False)
+        equity_plot(run.evaluation.backtests, parts["plots"] / "backtest.png", _backtest_title(report))
     for name in run.eval_cfg.models:
         found = [o.importances[name] for o in run.outputs if name in o.importances]
         if found:
@@ -155,6 +164,12 @@ def write_artifacts(folder: Path, run: EvalRun) -> dict[str, Path]:
             ranked = sorted(zip(columns, mean.tolist(), strict=True), key=lambda kv: -kv[1])
             (parts["importances"] / f"{name}.json").write_text(json.dumps(dict(ranked), indent=1))
     return {name: path for name, path in parts.items() if any(path.iterdir())}
+
+
+def _backtest_title(report: EvaluationReport) -> str:
+    settings = report.backtest.settings if report.backtest is not None else {}
+    book = f"top {settings.get('top_k')}, drop {settings.get('drop_n')}, at the {settings.get('trade_at')}"
+    return f"Backtest after costs ({book}) against the {settings.get('benchmark')}"
 
 
 def lake_datasets(lineage: dict) -> list[DatasetRef]:
@@ -187,6 +202,13 @@ def log_evaluation(
         for key, value in result.metrics.items()
         if isinstance(value, int | float)
     }
+    if report.backtest is not None:  # what each forecast's book earned: <name>.bt_<metric>
+        metrics |= {
+            f"{name}.bt_{key}": value
+            for name, row in report.backtest.results.items()
+            for key, value in row.items()
+            if isinstance(value, int | float)
+        }
     steps = [
         (f"{name}.{key}_by_horizon", value, h)  # step = horizon
         for name, result in report.results.items()

@@ -65,3 +65,9 @@ class EvalConfig(BaseModel):
     # the adaptive-conformal step size (0.005: on the A-share sample it repaired failing 95% VaRs at no CRPS
     # cost, where 0.02 cost 0.5% CRPS to noise); None: no calibrated rows.
     aci_gamma: float | None = Field(default=0.005, gt=0.0)
+    # The cost-aware top-k book of every forecast (stockml.backtest), reported beside the metrics (False:
+    # none). top_k None: a fifth of the universe, 1 to 30; drop_n None: a sixth of top_k, at least 1.
+    backtest: bool = True
+    backtest_top_k: int | None = Field(default=None, ge=1)
+    backtest_drop_n: int | None = Field(default=None, ge=1)
+    backtest_trade_at: Literal["open", "close"] = "open"
