@@ -4,7 +4,8 @@ ingest the latest days -> validation gate -> features -> per-model walk-forward 
 score against the baselines -> MLflow run -> register the best model as ``@challenger`` -> promotion gate
 (with no champion yet, a rejected challenger leaves the volatility baseline as ``@champion``)
 -> optional ``full_train`` refit of what won -> forecast the next H trading days with
-``@champion`` -> predictions parquet in the lake -> data-quality and drift summary -> markdown artifact.
+``@champion`` -> predictions parquet in the lake -> the target book for the next session (research output,
+not advice) -> data-quality and drift summary -> markdown artifact.
 
 A non-trading day is recorded and the run ends. A validation failure stops the run before training (the
 registry is untouched). A model that fails does not stop the others: the run ends Failed with a message
@@ -43,6 +44,7 @@ from stockml.training.config import EvalConfig, TrainConfig
 from stockml.training.walkforward import FoldOutput
 from tasks import ingest as ti
 from tasks import lake as tl
+from tasks import portfolio as tp
 from tasks import train as t
 from tasks.timing import StageTimer
 
@@ -88,7 +90,7 @@ def daily_retrain(
     summary: dict[str, Any] = {"as_of": str(as_of), "seconds": timer.seconds}
     if as_of not in calendar:
         summary["status"] = "non-trading day: nothing to do"
-        _publish(summary, None, None)
+        _publish(summary, None, None, None)
         return Completed(message=summary["status"], data=summary)
 
     lake = Lake(settings.data_dir)
@@ -120,13 +122,13 @@ def daily_retrain(
         )
     with timer.stage("forecast"):
         summary["quality"] = t.quality(features, as_of, universe)
-        published, drift = forecast_with_champion(
+        published, drift, book = forecast_with_champion(
             tracking, registered_name, lake, data, features, as_of, calendar
         )
         summary |= published
     summary["seconds"]["total"] = timer.elapsed()
     summary["status"] = f"partially failed: {', '.join(failed)}" if failed else "completed"
-    _publish(summary, run.evaluation.report, drift)
+    _publish(summary, run.evaluation.report, drift, book)
     if failed:
         return Failed(
             message=f"partially failed: {'; '.join(f'{m}: {w}' for m, w in failed.items())}", data=summary
@@ -187,29 +189,34 @@ def forecast_with_champion(
     features: FeatureResult,
     as_of: dt.date,
     calendar: list[dt.date],
-) -> tuple[dict[str, Any], pd.DataFrame | None]:
+) -> tuple[dict[str, Any], pd.DataFrame | None, pd.DataFrame | None]:
     """The ``@champion``'s forecast from ``as_of``, wearing the online calibration it has learned from its
-    earlier forecasts' outcomes, written to the lake: the summary's lines and the drift table (None when no
-    model has passed the gate yet)."""
+    earlier forecasts' outcomes, and the target book it implies for the next session, both written to the
+    lake: the summary's lines, the drift table and the book (None when no model has passed the gate yet)."""
     champion = t.champion(tracking, registered_name)
     if champion is None:
-        return {"champion": "none yet: no model has passed the gate, so no forecast is published"}, None
+        return {"champion": "none yet: no model has passed the gate, so no forecast is published"}, None, None
     published = tl.published(lake, champion.version)
     state = t.learn_calibration(tracking, registered_name, champion.version, published, features, as_of)
     uri = f"models:/{registered_name}@{CHAMPION}"
     preds, drift = t.forecast(tracking, uri, data, as_of, calendar, state)
     path = tl.write_predictions(lake, preds.assign(model_version=champion.version), as_of)
+    book = tp.target_book(preds, tl.previous_portfolio(lake, as_of), as_of)
+    book = book.assign(as_of=as_of, model_version=champion.version)
     lines = {
         "champion": f"{registered_name} v{champion.version} ({champion.model_name})",
         "predictions": str(path),
+        "portfolio": str(tl.write_portfolio(lake, book, as_of)),
         "calibration": calibration_line(state),
         "drift_alerts": int(drift["alert"].sum()),
     }
-    return lines, drift
+    return lines, drift, book
 
 
-def _publish(summary: dict, report: EvaluationReport | None, drift: pd.DataFrame | None) -> None:
-    markdown = daily_markdown(summary, report, drift)
+def _publish(
+    summary: dict, report: EvaluationReport | None, drift: pd.DataFrame | None, book: pd.DataFrame | None
+) -> None:
+    markdown = daily_markdown(summary, report, drift, book)
     create_markdown_artifact(markdown, key="daily-retrain", description=f"daily retrain {summary['as_of']}")
     print(markdown)
 
@@ -270,6 +277,8 @@ def where_to_look(summary: dict) -> str:
     lines = [f"status: {summary.get('status')}; seconds by step: {summary.get('seconds')}"]
     if summary.get("predictions"):
         lines.append(f"predictions: {summary['predictions']}")
+    if summary.get("portfolio"):
+        lines.append(f"portfolio:   {summary['portfolio']} (research output, not advice)")
     lines += [
         f"MLflow UI:   mlflow ui --backend-store-uri sqlite:///{root / 'mlflow.db'}",
         "Prefect UI:  prefect server start   (then open http://127.0.0.1:4200)",

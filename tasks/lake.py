@@ -49,3 +49,13 @@ def published(lake: Lake, version: int, name: str = "daily") -> pd.DataFrame:
     """The forecasts of registry version ``version`` published in the lake (empty when none)."""
     preds = lake.read_predictions(name)
     return preds[preds["model_version"] == version] if "model_version" in preds else preds.iloc[:0]
+
+
+@task(name="previous-portfolio", **PLAIN)
+def previous_portfolio(lake: Lake, as_of: dt.date) -> pd.DataFrame | None:
+    return lake.previous_portfolio(as_of)
+
+
+@task(name="write-portfolio", **PLAIN)
+def write_portfolio(lake: Lake, book: pd.DataFrame, as_of: dt.date) -> Path:
+    return lake.write_portfolio(book, as_of)

@@ -72,6 +72,13 @@ def test_daily_run_trains_gates_and_publishes_forecasts(prefect_harness: None, d
     ]
     qcols = [c for c in preds.columns if c.startswith("q0")]
     assert (np.diff(preds[qcols].to_numpy(), axis=1) >= 0).all()
+    # the target book for the next session: 8 names -> top 1, bought from cash with the whole book
+    book = pd.read_parquet(summary["portfolio"])
+    assert Path(summary["portfolio"]) == demo_env / "lake" / "portfolios" / "daily" / f"{AS_OF}.parquet"
+    assert book["weight"].tolist() == [1.0] and (book["model_version"] == 2).all()
+    assert book["reason"].iloc[0].startswith("buy: rank 1 of 8") and book["ts_code"].iloc[0] in set(
+        preds["ts_code"]
+    )
     client = _client(demo_env)
     assert int(client.get_model_version_by_alias("stockml", "champion").version) == 2
     assert client.get_model_version("stockml", "1").tags["stockml.promotion"] == "rejected"

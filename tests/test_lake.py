@@ -84,3 +84,18 @@ def test_manifest_appends_and_hash_ignores_row_order(tmp_path: Path) -> None:
     bars = _bars([1.0, 2.0, 3.0])
     assert frame_hash("bars", bars) == frame_hash("bars", bars.iloc[::-1])
     assert frame_hash("bars", bars) != frame_hash("bars", _bars([1.0, 2.0, 3.5]))
+
+
+def test_the_previous_portfolio_is_the_last_book_before_the_day(tmp_path: Path) -> None:
+    lake = Lake(tmp_path)
+    for day, code in (
+        (dt.date(2024, 3, 6), "A.SH"),
+        (dt.date(2024, 3, 7), "B.SH"),
+        (dt.date(2024, 3, 11), "C.SZ"),
+    ):
+        path = lake.write_portfolio(pd.DataFrame({"ts_code": [code], "weight": [1.0]}), day)
+        assert path == tmp_path / "portfolios" / "daily" / f"{day}.parquet"
+    assert lake.previous_portfolio(dt.date(2024, 3, 6)) is None
+    assert lake.previous_portfolio(dt.date(2024, 3, 8))["ts_code"].tolist() == ["B.SH"]  # type: ignore[index]
+    # a rerun of 2024-03-07 starts from the book before it, not from its own first run's
+    assert lake.previous_portfolio(dt.date(2024, 3, 7))["ts_code"].tolist() == ["A.SH"]  # type: ignore[index]

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from feature_helpers import synthetic_market
 from report_helpers import synthetic_evaluation
@@ -154,3 +155,21 @@ def test_daily_markdown_shows_the_reports_window_and_rows(synthetic: EvaluationR
     text = daily_markdown({"as_of": "2022-06-30", "status": "completed"}, synthetic, None)
     assert "## Out-of-sample metrics (horizon 1, test window 2022-04-25 .. 2022-06-15)" in text
     assert "| lstm | model | 0.0062 |" in text and "| lstm.seed1 | seed |" in text
+
+
+def test_daily_markdown_shows_the_target_book_as_research_output(synthetic: EvaluationReport) -> None:
+    book = pd.DataFrame(
+        {
+            "ts_code": ["000002.SZ", "000001.SZ"],
+            "weight": [0.5, 0.0],
+            "score": [0.0123, -0.004],
+            "rank": [1.0, 6.0],
+            "reason": ["buy: rank 1 of 6", "sell: rank 6 of 6, outside the top 1"],
+        }
+    )
+    summary = {"as_of": "2022-06-30", "status": "completed", "portfolio": "lake/portfolios/daily/x.parquet"}
+    text = daily_markdown(summary, synthetic, None, book)
+    assert "## Target portfolio for the next session (research output, not investment advice)" in text
+    assert "| 000002.SZ | 50.0% | +0.01230 | buy: rank 1 of 6 |" in text
+    assert "| 000001.SZ | 0.0% | -0.00400 | sell: rank 6 of 6, outside the top 1 |" in text
+    assert "- **Target portfolio:** lake/portfolios/daily/x.parquet" in text

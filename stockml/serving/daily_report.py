@@ -66,7 +66,12 @@ def calibration_line(state: AciState | None) -> str:
     return f"online (ACI, gamma {state.gamma:g}), outcomes learned through {learned}; horizon 1: {factors}"
 
 
-def daily_markdown(summary: dict, report: EvaluationReport | None, drift: pd.DataFrame | None) -> str:
+def daily_markdown(
+    summary: dict,
+    report: EvaluationReport | None,
+    drift: pd.DataFrame | None,
+    book: pd.DataFrame | None = None,
+) -> str:
     lines = [f"# stockml daily retrain, as of {summary['as_of']}", "", f"**Status:** {summary['status']}", ""]
     if summary.get("failed_models"):
         lines += [
@@ -93,10 +98,13 @@ def daily_markdown(summary: dict, report: EvaluationReport | None, drift: pd.Dat
         ("champion", "Champion"),
         ("refit", "Refit"),
         ("predictions", "Predictions"),
+        ("portfolio", "Target portfolio"),
         ("calibration", "Calibration"),
     ):
         if summary.get(key) is not None:
             lines.append(f"- **{label}:** {summary[key]}")
+    if book is not None:
+        lines += ["", *portfolio_lines(book)]
     if summary.get("quality"):
         lines += ["", "## Data quality", "", f"`{summary['quality']}`"]
     if drift is not None and len(drift):
@@ -107,3 +115,21 @@ def daily_markdown(summary: dict, report: EvaluationReport | None, drift: pd.Dat
         table = [f"| {' | '.join(cols)} |", "|" + "---|" * len(cols), *rows]
         lines += ["", "## Feature drift vs the champion's training window (top 10)", "", *table]
     return "\n".join(lines) + "\n"
+
+
+def portfolio_lines(book: pd.DataFrame) -> list[str]:
+    """The target book for the next session as a markdown table (weights in percent; 0 = sell)."""
+    head = [
+        "## Target portfolio for the next session (research output, not investment advice)",
+        "",
+        "The champion's horizon-1 forecast ranked by the backtest's strategy; weights before T+1, price "
+        "limits and lots, which only the session decides.",
+        "",
+    ]
+    if not len(book):
+        return [*head, "No names: nothing was forecast."]
+    rows = [
+        f"| {r.ts_code} | {100 * r.weight:.1f}% | {r.score:+.5f} | {r.reason} |"
+        for r in book.itertuples(index=False)
+    ]
+    return [*head, "| ts_code | weight | score | reason |", "|---|---|---|---|", *rows]

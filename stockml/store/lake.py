@@ -30,6 +30,7 @@ from stockml.columns import TABLE_KEYS, TABLE_TIME_COL, TS_CODE
 from stockml.sources.base import MarketData
 
 PREDICTIONS = "predictions"
+PORTFOLIOS = "portfolios"
 MANIFEST = "manifest.jsonl"
 WRITE_THREADS = 4  # partitions upserted at once (each its own file)
 
@@ -213,6 +214,24 @@ class Lake:
         path.parent.mkdir(parents=True, exist_ok=True)
         _write_atomic(frame, path)
         return path
+
+    def portfolio_path(self, as_of: dt.date, name: str = "daily") -> Path:
+        """``<root>/portfolios/<name>/<as_of>.parquet``: the target book for the session after ``as_of``."""
+        return self.root / PORTFOLIOS / name / f"{as_of:%Y-%m-%d}.parquet"
+
+    def write_portfolio(self, frame: pd.DataFrame, as_of: dt.date, name: str = "daily") -> Path:
+        path = self.portfolio_path(as_of, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomic(frame, path)
+        return path
+
+    def previous_portfolio(self, as_of: dt.date, name: str = "daily") -> pd.DataFrame | None:
+        """The last target book written for a day before ``as_of`` (None when there is none), so a rerun
+        of ``as_of`` starts from the same book as its first run."""
+        earlier = [
+            p for p in (self.root / PORTFOLIOS / name).glob("*.parquet") if p.stem < f"{as_of:%Y-%m-%d}"
+        ]
+        return pd.read_parquet(max(earlier)) if earlier else None
 
     def read_predictions(self, name: str = "daily") -> pd.DataFrame:
         """Every forecast day of ``name``, in date order (empty frame when none)."""
