@@ -1,5 +1,6 @@
-"""Tushare fakes for tests: a client that serves tushare's frames from the shared A-share sample and
-can fail on demand, a fake clock, and a fake HTTP layer for the real pro client. No network."""
+"""Tushare fakes for tests: a client that serves tushare's frames from the market the tests build
+(:mod:`tushare_data`) and can fail on demand, a fake clock, and a fake HTTP layer for the real pro client.
+No network, no files."""
 
 from __future__ import annotations
 
@@ -12,63 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-from sample import require_sample
-
-_TEXT = {c: str for c in ("ts_code", "trade_date", "list_date", "delist_date", "date", "month")}
-
-
-def _read(relative: str) -> pd.DataFrame:
-    return pd.read_csv(require_sample() / relative, dtype=_TEXT, encoding="utf-8-sig")
-
-
-@functools.cache
-def sample_daily() -> pd.DataFrame:
-    """The ten sample stocks' unadjusted daily bars, exactly as in the files."""
-    return pd.concat([_read(f"daily/{p.name}") for p in sorted((require_sample() / "daily").glob("*.csv"))])
-
-
-@functools.cache
-def sample_open_days() -> frozenset[str]:
-    return frozenset(sample_daily()["trade_date"])
-
-
-@functools.cache
-def _monthly(relative: str, renames: tuple[tuple[str, str], ...]) -> pd.DataFrame:
-    """A sample macro workbook in tushare's shape: month as YYYYMM, tushare's column names."""
-    raw = _read(relative)
-    out = pd.DataFrame({"month": raw["month"].str.replace("-", "", regex=False)})
-    for sample_name, tushare_name in renames:
-        out[tushare_name] = raw[sample_name]
-    return out.iloc[::-1].reset_index(drop=True)  # tushare answers newest first
-
-
-# Sample column -> tushare column (same statistic: e.g. CPI month-on-month is cn_cpi.nt_mom).
-_MACRO = {
-    "cn_cpi": ("macro/cn_cpi_ppi_mom_monthly.csv", (("CPI:环比", "nt_mom"),)),
-    "cn_ppi": ("macro/cn_cpi_ppi_mom_monthly.csv", (("PPI:全部工业品:环比", "ppi_mom"),)),
-    "cn_pmi": ("macro/cn_pmi_monthly.csv", (("PMI", "pmi010000"), ("PMI:生产", "pmi010400"))),
-    "cn_m": (
-        "macro/cn_money_credit_monthly.csv",
-        (("M0", "m0"), ("M1", "m1"), ("M2", "m2"), ("M2:同比", "m2_yoy")),
-    ),
-}
-# index_weight is not in the sample: two monthly snapshots, the newer one without 000858.SZ.
-INDEX_WEIGHT = pd.DataFrame(
-    {
-        "index_code": "000300.SH",
-        "con_code": [
-            "600519.SH",
-            "000001.SZ",
-            "601318.SH",
-            "600519.SH",
-            "000001.SZ",
-            "601318.SH",
-            "000858.SZ",
-        ],
-        "trade_date": ["20241231"] * 3 + ["20241129"] * 4,
-        "weight": [5.1, 1.2, 2.9, 5.0, 1.1, 3.0, 0.9],
-    }
-)
+import tushare_data as market
 
 
 @dataclass
@@ -100,7 +45,7 @@ class FakeTushareClient:
             "index_daily": _index_daily,
             "index_weight": _index_weight,
             "shibor": _shibor,
-            **{name: functools.partial(_macro, name) for name in _MACRO},
+            **{name: functools.partial(_macro, name) for name in market.MONTHLY_MACRO},
             **self.handlers,
         }
 
@@ -127,53 +72,49 @@ class FakeTushareClient:
 
 
 def _daily(trade_date: str, **_: Any) -> pd.DataFrame:
-    bars = sample_daily()
+    bars = market.daily()
     return bars[bars["trade_date"] == trade_date]
 
 
 def _adj_factor(trade_date: str, **_: Any) -> pd.DataFrame:
-    """Not in the sample: a factor per stock that is the same every day (enough to test plumbing)."""
-    bars = _daily(trade_date)
-    factors = bars["ts_code"].map(lambda code: 100.0 + int(code[:6]) % 97)
-    return pd.DataFrame({"ts_code": bars["ts_code"], "trade_date": trade_date, "adj_factor": factors})
+    factors = market.adj_factor()
+    return factors[factors["trade_date"] == trade_date]
 
 
 def _trade_cal(exchange: str = "SSE", start_date: str = "", end_date: str = "", **_: Any) -> pd.DataFrame:
-    """The sample's trading days as the open days of a calendar, with tushare's columns, newest first."""
+    """Every calendar day of the range with tushare's columns, newest first."""
     days = pd.date_range(start_date, end_date, freq="D").strftime("%Y%m%d")
-    opened = sample_open_days()
-    all_open = sorted(opened)
-    rows = []
+    opened = set(market.open_days(start_date, end_date))
+    rows, before = [], market.previous_open_day(start_date)
     for day in days:
-        before = [d for d in all_open if d < day]
-        rows.append((exchange, day, int(day in opened), before[-1] if before else None))
+        rows.append((exchange, day, int(day in opened), before))
+        before = day if day in opened else before
     frame = pd.DataFrame(rows, columns=["exchange", "cal_date", "is_open", "pretrade_date"])
     return frame.iloc[::-1]
 
 
 def _stock_basic(exchange: str = "", list_status: str = "L", **_: Any) -> pd.DataFrame:
-    basic = _read("stock_basic.csv")
-    return basic[basic["status"] == list_status]
+    basic = market.stock_basic()
+    return basic[basic["list_status"] == list_status]
 
 
 def _index_daily(ts_code: str, start_date: str, end_date: str, **_: Any) -> pd.DataFrame:
-    index = _read("index_daily.csv")
+    index = market.index_daily()
     return index[(index["ts_code"] == ts_code) & index["trade_date"].between(start_date, end_date)]
 
 
 def _index_weight(index_code: str, start_date: str, end_date: str, **_: Any) -> pd.DataFrame:
-    w = INDEX_WEIGHT
+    w = market.INDEX_WEIGHT
     return w[(w["index_code"] == index_code) & w["trade_date"].between(start_date, end_date)]
 
 
 def _shibor(start_date: str, end_date: str, **_: Any) -> pd.DataFrame:
-    rates = _read("macro/shibor.csv")
-    return rates[rates["date"].between(start_date, end_date)].iloc[::-1]
+    rates = market.shibor()
+    return rates[rates["date"].between(start_date, end_date)]
 
 
 def _macro(endpoint: str, start_m: str = "", end_m: str = "", **_: Any) -> pd.DataFrame:
-    relative, renames = _MACRO[endpoint]
-    frame = _monthly(relative, renames)
+    frame = market.macro(endpoint)
     return frame[frame["month"].between(start_m or "000000", end_m or "999999")]
 
 

@@ -22,7 +22,7 @@ from stockml.sources.tushare_source import TushareConfig, TushareSource
 from stockml.store.ingest import Chunk, check_one_market, chunk_days_for, ingest_range, plan_chunks
 from stockml.store.lake import Lake
 
-Q1 = (dt.date(2022, 1, 1), dt.date(2022, 3, 31))  # the sample has shibor until 2022-02-21
+Q1 = (dt.date(2022, 1, 1), dt.date(2022, 3, 31))  # 58 open days; 300750.SZ splits 2-for-1 on 15 March
 # One index, one list status: fewer calls to count; two macro endpoints, a monthly and a daily one.
 CONFIG = {"list_statuses": ("L",), "macro_endpoints": ("cn_cpi", "shibor")}
 
@@ -66,7 +66,7 @@ def test_tushare_chunks_fetch_reference_tables_once(tmp_path: Path) -> None:
     shibor = next(c for c in client.calls if c.endpoint == "shibor")
     assert shibor.params == {"start_date": "20220101", "end_date": "20220331"}
     open_days = len(_tushare(FakeTushareClient()).trading_days(*Q1))
-    assert client.count("daily") == open_days == len(lake.read("bars")["trade_date"].unique())
+    assert client.count("daily") == open_days == len(lake.read("bars")["trade_date"].unique()) == 58
     assert set(lake.read("macro")["table"]) == {"cn_cpi", "shibor"} and len(lake.read("stock_basic")) > 0
 
 

@@ -1,5 +1,6 @@
-"""The tushare adapter against a fake client built from the shared sample (tushare's own frames), and
-once through the real pro client with only its HTTP layer faked. No network, no real sleeping."""
+"""The tushare adapter against a fake client that serves a market the tests build in tushare's own frames
+(:mod:`tushare_data`), and once through the real pro client with only its HTTP layer faked. No network, no
+files, no real sleeping."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import time
 import pandas as pd
 import pytest
 import requests
-from fakes import FakeClock, FakeHttp, FakeResponse, FakeTushareClient, sample_daily, today
+import tushare_data as market
+from fakes import FakeClock, FakeHttp, FakeResponse, FakeTushareClient, today
 from pydantic import ValidationError
 
 from stockml import columns as C
@@ -27,6 +29,8 @@ from stockml.sources.tushare_source import TushareConfig, TushareSource
 
 JAN_2024 = (dt.date(2024, 1, 1), dt.date(2024, 1, 10))  # 1 Jan closed; 7 open days
 OPEN_JAN_2024 = ["20240102", "20240103", "20240104", "20240105", "20240108", "20240109", "20240110"]
+# Eight stocks on seven open days, less the three of them (4, 5 and 8 Jan) that 002594.SZ is suspended.
+BARS_JAN_2024 = 8 * 7 - 3
 # Only the calendar, bars, adj_factor and one stock_basic call: fewer calls to count.
 LEAN = {"index_codes": (), "macro_endpoints": (), "list_statuses": ("L",)}
 DOC = "权限的具体详情访问：https://tushare.pro/document/1?doc_id=108。"  # tushare appends it
@@ -46,7 +50,7 @@ def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values([C.TS_CODE, C.TRADE_DATE]).reset_index(drop=True)
 
 
-def test_fetch_calls_daily_once_per_open_day_and_bars_match_sample() -> None:
+def test_fetch_calls_daily_once_per_open_day_and_bars_match_the_market() -> None:
     source, client, _ = _source()
     assert source.trading_days(*JAN_2024) == [dt.datetime.strptime(d, "%Y%m%d").date() for d in OPEN_JAN_2024]
     data = source.fetch(*JAN_2024)
@@ -58,22 +62,29 @@ def test_fetch_calls_daily_once_per_open_day_and_bars_match_sample() -> None:
     assert client.count("index_daily") == 1
     assert [client.count(m) for m in ("cn_cpi", "cn_ppi", "cn_pmi", "cn_m", "shibor")] == [1] * 5
 
-    expected = _sorted(sample_daily()[sample_daily()[C.TRADE_DATE].isin(OPEN_JAN_2024)])
+    daily = market.daily()
+    expected = _sorted(daily[daily[C.TRADE_DATE].isin(OPEN_JAN_2024)])
     got = _sorted(data.bars.drop(columns=list(C.PROVENANCE)))
-    assert len(got) == 70
+    assert len(got) == BARS_JAN_2024
     pd.testing.assert_frame_equal(got, expected)
     assert set(data.bars[C.SOURCE_FILE]) == {f"tushare:daily:{d}" for d in OPEN_JAN_2024}
     first_day = data.bars[data.bars[C.SOURCE_FILE] == "tushare:daily:20240102"]
-    assert first_day[C.SOURCE_ROW].tolist() == list(range(10))
+    assert first_day[C.SOURCE_ROW].tolist() == list(range(8))
+    suspended = data.bars[data.bars[C.TS_CODE] == "002594.SZ"]
+    assert suspended[C.TRADE_DATE].tolist() == ["20240102", "20240103", "20240109", "20240110"]
     assert data.read_errors == ()
 
     assert list(data.trade_cal.columns) == [*C.CALENDAR_COLS, *C.PROVENANCE]
     assert (data.trade_cal["is_open"] == 1).sum() == 7 and len(data.trade_cal) == 10
-    assert data.adj_factor is not None and len(data.adj_factor) == 70
+    assert data.adj_factor is not None and len(data.adj_factor) == 8 * 7  # suspended days keep a factor
     assert data.index_daily is not None
     assert sorted(data.index_daily[C.TRADE_DATE]) == OPEN_JAN_2024
     assert set(data.index_daily[C.SOURCE_FILE]) == {"tushare:index_daily:000300.SH:20240101:20240110"}
-    assert data.stock_basic is not None and len(data.stock_basic) == 5806
+    assert data.stock_basic is not None
+    assert data.stock_basic[C.SOURCE_FILE].value_counts().to_dict() == {
+        "tushare:stock_basic:L": 8,
+        "tushare:stock_basic:D": 1,
+    }
     assert list(data.stock_basic.columns[:5]) == list(C.STOCK_BASIC_COLS)
 
 
@@ -88,8 +99,45 @@ def test_symbols_filter_bars_and_adj_factor() -> None:
     ]
     # source_row still points at the row of the whole-market response it came from
     row = data.bars[(data.bars[C.TS_CODE] == "600519.SH") & (data.bars[C.TRADE_DATE] == "20240102")]
-    whole_day = sample_daily()[sample_daily()[C.TRADE_DATE] == "20240102"].reset_index(drop=True)
+    whole_day = market.daily()[market.daily()[C.TRADE_DATE] == "20240102"].reset_index(drop=True)
     assert whole_day.loc[int(row[C.SOURCE_ROW].iloc[0]), C.TS_CODE] == "600519.SH"
+
+
+def test_the_fake_market_reads_like_tushare() -> None:
+    """What the tests lean on: consistent bars, newest first; pre_close is the previous close except on
+    the split's ex-date, where it is halved and the factor doubles; the suspension keeps its factors;
+    moves within the board's limit; vol in lots and amount in thousand CNY."""
+    bars = market.daily()
+    assert bars[C.TRADE_DATE].is_monotonic_decreasing
+    body_lo, body_hi = bars[["open", "close"]].min(axis=1), bars[["open", "close"]].max(axis=1)
+    assert ((bars["low"] <= body_lo) & (body_hi <= bars["high"])).all()
+    price = bars["amount"] * 1000 / (bars["vol"] * 100)  # the day's average price, CNY
+    assert price.between(bars["low"] - 0.01, bars["high"] + 0.01).all()
+    limit = bars["pre_close"] * bars[C.TS_CODE].str[:3].isin(["300", "688"]).map({True: 0.2, False: 0.1})
+    assert ((bars["high"] - bars["pre_close"]) <= limit + 0.005).all()
+    assert ((bars["pre_close"] - bars["low"]) <= limit + 0.005).all()
+    assert ((bars["close"] - bars["pre_close"]).abs() >= limit - 0.005).sum() == 12  # days at a limit
+    assert (bars["pct_chg"] - bars["change"] / bars["pre_close"] * 100).abs().max() < 1e-4
+
+    chain = bars.sort_values([C.TS_CODE, C.TRADE_DATE])
+    previous = chain.groupby(C.TS_CODE)["close"].shift()
+    broken = chain[previous.notna() & (chain["pre_close"] != previous)]
+    assert broken[[C.TS_CODE, C.TRADE_DATE]].to_numpy().tolist() == [["300750.SZ", "20220315"]]
+    assert broken["pre_close"].iloc[0] == round(previous[broken.index[0]] / 2, 2)
+
+    factors = market.adj_factor().sort_values([C.TS_CODE, C.TRADE_DATE])
+    ratio = factors.groupby(C.TS_CODE)["adj_factor"].pct_change().fillna(0) + 1
+    assert factors.loc[ratio != 1, [C.TS_CODE, C.TRADE_DATE]].to_numpy().tolist() == [
+        ["300750.SZ", "20220315"]
+    ]
+    assert ratio.max() == pytest.approx(2.0, abs=1e-3)
+    keys = [C.TS_CODE, C.TRADE_DATE]
+    without_bars = factors.merge(bars[keys], on=keys, how="left", indicator=True).query(
+        "_merge == 'left_only'"
+    )
+    assert without_bars[keys].to_numpy().tolist() == [
+        ["002594.SZ", d] for d in ("20240104", "20240105", "20240108")
+    ]
 
 
 def test_rate_limiter_allows_n_calls_per_window() -> None:
@@ -163,7 +211,7 @@ def test_per_minute_quota_waits_for_the_window() -> None:
     client.fail("adj_factor", Exception(PER_MINUTE_MSG))
     data = source.fetch(*JAN_2024)
     assert clock.sleeps == [60.0]
-    assert data.adj_factor is not None and len(data.adj_factor) == 70
+    assert data.adj_factor is not None and len(data.adj_factor) == 8 * 7
 
 
 def test_backoff_is_capped() -> None:
@@ -244,22 +292,23 @@ def test_macro_is_long_with_month_ends_and_daily_shibor() -> None:
     cpi = client.calls[[c.endpoint for c in client.calls].index("cn_cpi")]
     assert cpi.params == {"start_m": "202109", "end_m": "202112"}  # three months of lookback
 
-    pmi = macro[(macro["table"] == "cn_pmi") & (macro["series"] == "pmi010000")]
+    pmi = macro[macro["table"] == "cn_pmi"]
     assert pmi["freq"].unique().tolist() == ["M"]
-    assert dict(zip(pmi["period_end"], pmi["value"], strict=True)) == {
-        "2021-12-31": 50.3,
-        "2021-11-30": 50.1,
-        "2021-10-31": 49.2,
-        "2021-09-30": 49.6,
+    assert pmi.pivot(index="period_end", columns="series", values="value").to_dict("index") == {
+        "2021-12-31": {"pmi010000": 49.5, "pmi010400": 50.8, "pmi010500": 47.9},
+        "2021-11-30": {"pmi010000": 49.6, "pmi010400": 52.5, "pmi010500": 48.5},
+        "2021-10-31": {"pmi010000": 49.5, "pmi010400": 50.8, "pmi010500": 49.0},
+        "2021-09-30": {"pmi010000": 49.2, "pmi010400": 50.5, "pmi010500": 49.1},
     }
     assert set(pmi[C.SOURCE_FILE]) == {"tushare:cn_pmi:202109:202112"}
-    assert sorted(set(macro.loc[macro["table"] == "cn_m", "series"])) == ["m0", "m1", "m2", "m2_yoy"]
+    money = sorted(set(macro.loc[macro["table"] == "cn_m", "series"]))
+    assert money == [f"{m}{s}" for m in ("m0", "m1", "m2") for s in ("", "_mom", "_yoy")]
 
     shibor = macro[macro["table"] == "shibor"]
     assert shibor["freq"].unique().tolist() == ["D"]
     assert sorted(set(shibor["series"])) == sorted(["on", "1w", "2w", "1m", "3m", "6m", "9m", "1y"])
     overnight = shibor[(shibor["series"] == "on") & (shibor["period_end"] == "20211231")]
-    assert overnight["value"].tolist() == [2.129]
+    assert overnight["value"].tolist() == [1.968]
 
 
 def test_macro_skips_text_columns_and_keeps_bad_months_for_the_gate() -> None:
@@ -287,7 +336,7 @@ def test_index_constituents_are_the_latest_members() -> None:
 
 def test_empty_daily_response_on_an_open_day_is_reported() -> None:
     source, client, _ = _source(**LEAN)
-    client.handlers["daily"] = lambda **_: sample_daily().iloc[:0]
+    client.handlers["daily"] = lambda **_: market.daily().iloc[:0]
     data = source.fetch(dt.date(2024, 1, 2), dt.date(2024, 1, 2))
     assert data.bars.empty and list(data.bars.columns) == [*C.BAR_COLS, *C.PROVENANCE]
     assert [(e.table, e.source_file, e.check) for e in data.read_errors] == [
@@ -328,7 +377,7 @@ def test_real_client_round_trip_matches_fake_client(real_client: FakeHttp, tmp_p
     for name, frame in expected.tables().items():
         got = through_http.tables()[name]
         assert len(frame) > 0, name
-        # JSON null comes back as None where the CSV-built frame has NaN: the same missing value
+        # JSON null comes back as None where the fake's frame has NaN: the same missing value
         pd.testing.assert_frame_equal(_nulls_as_none(got), _nulls_as_none(frame), check_dtype=False, obj=name)
 
     assert len(real_client.posts) == 1 + 4 + 4 + 1 + 1 + 2  # calendar, 4 open days x 2, basic, index, macro
