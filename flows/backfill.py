@@ -17,7 +17,7 @@ from prefect import flow
 
 from flows import quiet_offline
 from flows.ingest import ingest_chunk
-from stockml.config import SourceName, settings_for
+from stockml.config import SOURCE_NAMES, SourceName, settings_for
 from stockml.sources.factory import make_source
 from tasks import lake as tl
 from tasks.ingest import finish_job, open_job, pending_chunks
@@ -72,7 +72,7 @@ def format_summary(summary: dict) -> str:
 
 def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m flows.backfill", description=__doc__)
-    parser.add_argument("--source", choices=["demo", "local", "tushare"], default=None)
+    parser.add_argument("--source", choices=SOURCE_NAMES, default=None)
     parser.add_argument("--data-dir", type=Path, default=None, help="lake root (default: settings)")
     parser.add_argument("--local-dir", type=Path, default=None, help="folder of tushare files (local)")
     parser.add_argument("--start", type=dt.date.fromisoformat, required=True)

@@ -28,7 +28,7 @@ from prefect.states import Completed, Failed, State
 
 from flows import quiet_offline
 from flows.ingest import ingest
-from stockml.config import Settings, SourceName, settings_for
+from stockml.config import SOURCE_NAMES, Settings, SourceName, settings_for
 from stockml.evaluation.report_types import EvaluationReport
 from stockml.evaluation.run import EvalRun, data_info
 from stockml.features import FeatureResult
@@ -224,7 +224,7 @@ def _publish(
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m flows.daily", description=__doc__)
     parser.add_argument("--as-of", type=dt.date.fromisoformat, default=None)
-    parser.add_argument("--source", choices=["demo", "local", "tushare"], default=None)
+    parser.add_argument("--source", choices=SOURCE_NAMES, default=None)
     parser.add_argument("--data-dir", type=Path, default=None, help="lake root (default: settings)")
     parser.add_argument("--local-dir", type=Path, default=None, help="folder of tushare files (local)")
     parser.add_argument("--symbols", nargs="*", default=None)

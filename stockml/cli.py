@@ -69,7 +69,9 @@ def _model_configs(items: list[str]) -> dict[str, dict]:
 
 
 def _common(parser: argparse.ArgumentParser, dated: bool = True) -> None:
-    parser.add_argument("--source", choices=["demo", "local", "tushare"], default=None)
+    from stockml.config import SOURCE_NAMES
+
+    parser.add_argument("--source", choices=SOURCE_NAMES, default=None)
     parser.add_argument("--data-dir", type=Path, default=None, help="lake root (default: settings, data/)")
     parser.add_argument(
         "--local-dir", type=Path, default=None, help="folder of tushare files (--source local)"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import (
@@ -21,7 +21,8 @@ from pydantic_settings import (
 )
 
 DEFAULT_CONFIG_FILE = Path("config/stockml.yaml")
-SourceName = Literal["demo", "local", "tushare"]
+SourceName = Literal["demo", "local", "tushare", "akshare", "yfinance"]
+SOURCE_NAMES = list(get_args(SourceName))  # the --source choices of every command
 
 
 class IngestSettings(BaseModel):
@@ -56,6 +57,8 @@ class Settings(BaseSettings):
     # ``stockml.config`` does not import every adapter).
     demo: dict[str, object] = Field(default_factory=dict)
     tushare: dict[str, object] = Field(default_factory=dict)
+    akshare: dict[str, object] = Field(default_factory=dict)  # e.g. {adjust: hfq, requests_per_minute: 60}
+    yfinance: dict[str, object] = Field(default_factory=dict)  # e.g. {requests_per_minute: 30}
 
     @classmethod
     def settings_customise_sources(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
-from typing import ClassVar, Protocol
+from typing import ClassVar, Literal, Protocol
 
 import pandas as pd
 
@@ -36,6 +36,9 @@ class MarketData:
     trade_cal: pd.DataFrame | None = None
     # Problems found while reading (empty file, missing column), reported with validation failures.
     read_errors: tuple[ReadError, ...] = field(default=())
+    # The shape of this source's ts_codes, which the validation gate checks: A-share codes
+    # (``600519.SH``), or exchange tickers (``AAPL``, ``^GSPC``, ``0700.HK``) for a source beyond A-shares.
+    codes: Literal["a_share", "ticker"] = "a_share"
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """Present tables by name, bars first."""

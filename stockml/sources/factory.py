@@ -29,6 +29,15 @@ def make_source(settings: Settings) -> DataSource:
         if settings.local_dir is None:
             raise SettingsError(LOCAL_DIR_MISSING)
         return LocalSource(settings.local_dir)
+    if settings.source == "akshare":
+        from stockml.sources.akshare_source import AkshareConfig, AkshareSource
+
+        progress = settings.data_dir / "_progress" / "akshare"  # resumes a fetch that died part-way
+        return AkshareSource(AkshareConfig.model_validate(settings.akshare), progress_dir=progress)
+    if settings.source == "yfinance":
+        from stockml.sources.yfinance_source import YfinanceConfig, YfinanceSource
+
+        return YfinanceSource(YfinanceConfig.model_validate(settings.yfinance))
     from stockml.sources.tushare_source import TushareConfig, TushareSource
 
     return TushareSource(TushareConfig.model_validate(settings.tushare))
@@ -36,11 +45,22 @@ def make_source(settings: Settings) -> DataSource:
 
 def source_id(settings: Settings) -> str:
     """Identifies what a source would return, so a resumed job knows it reads the same thing."""
-    detail: object = {"demo": settings.demo, "local": str(settings.local_dir), "tushare": None}[
-        settings.source
-    ]
+    detail: object = {
+        "demo": settings.demo,
+        "local": str(settings.local_dir),
+        "tushare": None,
+        "akshare": _akshare_adjust(settings) if settings.source == "akshare" else None,
+        "yfinance": None,
+    }[settings.source]
     digest = hashlib.sha256(json.dumps(detail, sort_keys=True, default=str).encode()).hexdigest()[:8]
     return f"{settings.source}:{digest}"
+
+
+def _akshare_adjust(settings: Settings) -> str:
+    """The one akshare setting that changes what it returns (rates and retries do not)."""
+    from stockml.sources.akshare_source import AkshareConfig
+
+    return AkshareConfig.model_validate(settings.akshare).adjust
 
 
 def resolve_universe(source: DataSource, spec: Sequence[str]) -> list[str] | None:

@@ -147,7 +147,7 @@ class LocalSource:
         bars = tables.pop("bars")
         if bars is None:
             bars = pd.DataFrame(columns=list(REQUIRED["bars"]))
-        self._cache = MarketData(bars=bars, read_errors=tuple(errors), **tables)
+        self._cache = MarketData(bars=bars, read_errors=tuple(errors)).with_tables(**tables)
         return self._cache
 
     def fetch(
@@ -167,7 +167,7 @@ class LocalSource:
                 out[table] = _slice(table, frame, dates, start, end, symbols, self.today())
         bars = out.pop("bars", data.bars.iloc[:0])
         errors = tuple(e for e in data.read_errors if e.table in wanted)
-        return MarketData(bars=bars, read_errors=errors, **out)
+        return MarketData(bars=bars, read_errors=errors).with_tables(**out)
 
     def _dates_of(self, table: str) -> pd.Series:
         """A table's trade dates, parsed once (a backfill in chunks slices the folder many times)."""

@@ -13,6 +13,10 @@ import pandas as pd
 import pandera.pandas as pa
 
 TS_CODE_PATTERN = r"^\d{6}\.(SH|SZ|BJ)$"
+# Yahoo-style tickers of a source beyond A-shares (yfinance): AAPL, BRK-B, ^GSPC, EURUSD=X, 0700.HK,
+# and A-shares under their lake code.
+TICKER_PATTERN = r"^\^?[A-Z0-9][A-Z0-9.\-=]{0,19}$"
+CODE_PATTERNS = {"a_share": TS_CODE_PATTERN, "ticker": TICKER_PATTERN}
 # stock_basic also lists long-delisted securities under tushare's legacy codes (e.g. TS0018.SH);
 # they are reference rows, never bars, so the sector table accepts them.
 LEGACY_CODE_PATTERN = r"^[0-9A-Z]{6}\.(SH|SZ|BJ)$"
@@ -88,14 +92,16 @@ def _ohlc_checks() -> list[pa.Check]:
     return [rule(lo, hi, name) for name, (lo, hi) in OHLC_RULES.items()]
 
 
-def table_schema(table: str, today: dt.date) -> pa.DataFrameSchema:
-    """The schema of one lake table, judged as of ``today``."""
+def table_schema(table: str, today: dt.date, codes: str = "a_share") -> pa.DataFrameSchema:
+    """The schema of one lake table, judged as of ``today``; ``codes``: the ts_code shape (CODE_PATTERNS)
+    of the dated tables."""
+    pattern = CODE_PATTERNS[codes]
     positive = pa.Check.gt(0)
     non_negative = pa.Check.ge(0)
     if table in ("bars", "index_daily"):
         required_price = table == "bars"
         columns = {
-            "ts_code": _code(),
+            "ts_code": _code(pattern),
             "trade_date": _day(today),
             "open": _num(positive, nullable=not required_price),
             "high": _num(positive, nullable=not required_price),
@@ -113,13 +119,13 @@ def table_schema(table: str, today: dt.date) -> pa.DataFrameSchema:
         )
     if table == "adj_factor":
         columns = {
-            "ts_code": _code(),
+            "ts_code": _code(pattern),
             "trade_date": _day(today),
             "adj_factor": _num(positive, nullable=False),
         }
         return pa.DataFrameSchema(columns, unique=["ts_code", "trade_date"], name=table, strict=False)
     if table == "sentiment":
-        columns = {"ts_code": _code(), "trade_date": _day(today), "score": _num(nullable=False)}
+        columns = {"ts_code": _code(pattern), "trade_date": _day(today), "score": _num(nullable=False)}
         return pa.DataFrameSchema(columns, unique=["ts_code", "trade_date"], name=table, strict=False)
     if table == "stock_basic":
         columns = {

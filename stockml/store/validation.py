@@ -99,14 +99,17 @@ def parse_table(table: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[dic
     return pd.DataFrame(out, index=frame.index).join(frame[extra]), failures
 
 
-def validate_table(table: str, frame: pd.DataFrame, today: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Parse and check one table. Returns the clean frame (no provenance) and its failures."""
+def validate_table(
+    table: str, frame: pd.DataFrame, today: dt.date, codes: str = "a_share"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Parse and check one table (``codes``: the shape of its ts_codes, see ``MarketData.codes``).
+    Returns the clean frame (no provenance) and its failures."""
     frame = frame.reset_index(drop=True)
     parsed, failures = parse_table(table, frame)
     unparsed = {(f["column"], f["row"], f["source_file"]) for f in failures}
     missing = {f["column"] for f in failures if f["check"] == "column_in_dataframe"}
     try:
-        table_schema(table, today).validate(parsed, lazy=True)
+        table_schema(table, today, codes).validate(parsed, lazy=True)
     except pa.errors.SchemaErrors as exc:
         failures.extend(_schema_failures(table, parsed, exc.failure_cases, unparsed, missing))
     clean = parsed.drop(columns=[c for c in (SOURCE_FILE, SOURCE_ROW) if c in parsed])
@@ -154,7 +157,7 @@ def validate_market_data(data: MarketData, today: dt.date) -> tuple[MarketData, 
     clean: dict[str, pd.DataFrame] = {}
     reports = [pd.DataFrame(_read_error_rows(data.read_errors), columns=REPORT_COLUMNS)]
     for table, frame in data.tables().items():
-        clean[table], report = validate_table(table, frame, today)
+        clean[table], report = validate_table(table, frame, today, data.codes)
         reports.append(report)
     failures = pd.concat([r for r in reports if not r.empty] or [reports[0]], ignore_index=True)
-    return MarketData(**clean), ValidationReport(failures)
+    return MarketData(**clean, codes=data.codes), ValidationReport(failures)
