@@ -99,3 +99,26 @@ def test_the_previous_portfolio_is_the_last_book_before_the_day(tmp_path: Path) 
     assert lake.previous_portfolio(dt.date(2024, 3, 8))["ts_code"].tolist() == ["B.SH"]  # type: ignore[index]
     # a rerun of 2024-03-07 starts from the book before it, not from its own first run's
     assert lake.previous_portfolio(dt.date(2024, 3, 7))["ts_code"].tolist() == ["A.SH"]  # type: ignore[index]
+
+
+def test_a_rerun_skips_the_merge_even_after_merges_and_with_missing_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A partition that already holds exactly the incoming rows is neither merged nor written: true for a
+    file written new, for one rewritten by a merge (a row added, a row corrected) and with NaNs in it."""
+    import stockml.store.lake as lake_module
+
+    lake = Lake(tmp_path)
+    bars = _bars([1.0, 2.0, 3.0, 4.0]).assign(amount=[1.0, float("nan"), 2.0, float("nan")])
+    lake.upsert("bars", bars.iloc[:3])
+    merged = lake.upsert("bars", bars.assign(close=[1.0, 2.5, 3.0, 4.0]))  # February: one added, one fixed
+    assert (merged.inserted, merged.updated) == (1, 1)
+    final = bars.assign(close=[1.0, 2.5, 3.0, 4.0])
+    calls: list[int] = []
+    real = lake_module._merge
+    monkeypatch.setattr(lake_module, "_merge", lambda *a: calls.append(1) or real(*a))
+    again = lake.upsert("bars", final)
+    assert (again.inserted, again.updated, again.files_written) == (0, 0, 0) and calls == []
+    changed = lake.upsert("bars", final.assign(amount=[1.0, 9.0, 2.0, float("nan")]))  # a NaN filled in
+    assert (changed.inserted, changed.updated, changed.files_written) == (0, 1, 1) and calls == [1]
+    assert lake.read("bars")["amount"].tolist()[:3] == [1.0, 9.0, 2.0]
