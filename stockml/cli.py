@@ -143,7 +143,7 @@ def _configs(args: argparse.Namespace):  # -> tuple[EvalConfig, TrainConfig]
 
 
 def _print_table(report: EvaluationReport) -> None:
-    keys = ["crps", "skill_crps", "skill_crps_t", "skill_crps_best", "skill_crps_best_t", "rank_ic"]
+    keys = ["crps", "skill_crps", "skill_crps_t", "skill_crps_best", "skill_crps_best_t", "rank_ic", "brier_up"]
     keys.append("coverage_90")
     print(f"{'name':<18}{'kind':<10}" + "".join(f"{k:>18}" for k in keys))
     for name, r in report.results.items():

@@ -181,7 +181,9 @@ def test_load_gives_the_models_own_forecasts(tmp_path: Path, name: str, config: 
     forecaster = load_bundle(folder)
     assert forecaster.model.sizes.feature_groups == GROUPS  # rebuilt with the same sizes
     out = forecaster.predict(frame)
-    assert list(out.columns) == ["ts_code", "as_of", "horizon", *QCOLS]
+    assert list(out.columns) == ["ts_code", "as_of", "horizon", *QCOLS, "p_up"]
+    # P(up) is the forecast's own: more than half exactly where the median is above 0
+    assert ((out["p_up"] > 0.5) == (out["q0.5"] > 0)).all() and out["p_up"].between(0, 1).all()
     last = frame.groupby("ts_code")["trade_date"].max()
     assert len(out) == len(CODES) * H and out["horizon"].tolist() == [1, 2, 3] * len(CODES)
     assert dict(zip(out["ts_code"], out["as_of"], strict=True)) == {c: d.date() for c, d in last.items()}

@@ -349,3 +349,27 @@ def test_crps_rows_and_skill_t() -> None:
     # gains 1/3, 2/3, 1: mean 2/3, sd of the mean sqrt((2/9) / 3 / 3) -> t = 3 * sqrt(2)
     assert crps_skill_t(model, wider, horizon=1) == pytest.approx(3 * np.sqrt(2))
     assert crps_skill_t(wider, model, horizon=1) == pytest.approx(-3 * np.sqrt(2))
+
+
+def test_prob_up_inverts_the_forecast_cdf_at_zero() -> None:
+    levels = [0.05, 0.25, 0.5, 0.75, 0.95]
+    q = np.array(
+        [
+            [-0.02, -0.01, 0.0, 0.01, 0.02],  # median 0: no view
+            [-0.01, 0.0, 0.01, 0.02, 0.03],  # 0 is the 0.25 quantile
+            [-0.03, -0.02, -0.005, 0.005, 0.01],  # 0 halfway between the 0.5 and 0.75 quantiles
+            [0.01, 0.02, 0.03, 0.04, 0.05],  # 0 below every quantile: the normal tail
+        ]
+    )
+    p = m.prob_up(q, levels)
+    np.testing.assert_allclose(p[:3], [0.5, 0.75, 0.375])
+    # tail: median 0.03, sigma from the 0.05 quantile: (0.03 - 0.01) / 1.6449; P(up) = Phi(0.03 / sigma)
+    sigma = 0.02 / NormalDist().inv_cdf(0.95)
+    assert p[3] == pytest.approx(NormalDist().cdf(0.03 / sigma))
+
+
+def test_brier_and_hit_rate_by_hand() -> None:
+    p, up = np.array([0.9, 0.6, 0.5, 0.2]), np.array([True, False, True, False])
+    assert m.brier(p, up) == pytest.approx((0.01 + 0.36 + 0.25 + 0.04) / 4)
+    assert m.hit_rate(p, up) == pytest.approx((1 + 0 + 0.5 + 1) / 4)
+    assert m.brier(np.full(4, 0.5), up) == 0.25 and m.hit_rate(np.full(4, 0.5), up) == 0.5

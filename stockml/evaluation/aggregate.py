@@ -156,11 +156,13 @@ def metrics_for(preds: pd.DataFrame, quantiles: Sequence[float] | None = None) -
     """Every metric of one horizon's predictions (see the module docstring for the frame).
 
     Keys: ``rmse``, ``mae``, ``mape`` (a fraction) on reconstructed prices, median vs realised;
-    ``direction_accuracy``; ``ic``, ``rank_ic``, ``icir``, ``rank_icir``; ``pinball`` (mean over levels)
-    and ``pinball_q<level>`` per level; ``crps`` (2 x mean pinball); ``coverage_50/80/90`` and
-    ``width_50/80/90`` of the central intervals; ``var95_breach_rate``, ``var99_breach_rate`` and
-    Kupiec p-values ``kupiec_p_95``, ``kupiec_p_99``; ``cvar95_pred`` (mean predicted expected shortfall),
-    ``cvar95_realised`` (mean ``y_true`` over VaR95 breaches, NaN if none); ``n`` (rows used).
+    ``direction_accuracy``; ``brier_up`` and ``hit_rate_up`` of P(up) (:func:`stockml.evaluation.metrics.
+    prob_up`) against the sign of the outcome (a forecast without a view scores 0.25 and 0.5); ``ic``,
+    ``rank_ic``, ``icir``, ``rank_icir``; ``pinball`` (mean over levels) and ``pinball_q<level>`` per
+    level; ``crps`` (2 x mean pinball); ``coverage_50/80/90`` and ``width_50/80/90`` of the central
+    intervals; ``var95_breach_rate``, ``var99_breach_rate`` and Kupiec p-values ``kupiec_p_95``,
+    ``kupiec_p_99``; ``cvar95_pred`` (mean predicted expected shortfall), ``cvar95_realised`` (mean
+    ``y_true`` over VaR95 breaches, NaN if none); ``n`` (rows used).
 
     Quantiles not forecast are interpolated linearly between levels; beyond the outermost level a normal
     tail is assumed (:func:`stockml.evaluation.metrics.quantile_at`). With the default levels VaR99 (the
@@ -176,6 +178,7 @@ def metrics_for(preds: pd.DataFrame, quantiles: Sequence[float] | None = None) -
     close = clean[LAST_CLOSE].to_numpy(dtype=np.float64)
 
     median = m.quantile_at(q, levels, 0.5)
+    p_up = m.prob_up(q, levels)
     price_true, price_pred = m.reconstruct_price(close, y), m.reconstruct_price(close, median)
     ic_frame = pd.DataFrame({TS_CODE: clean[TS_CODE], DATE: clean[DATE], Y_TRUE: y, "median": median})
     ics = information_coefficients(ic_frame, "median")
@@ -184,6 +187,8 @@ def metrics_for(preds: pd.DataFrame, quantiles: Sequence[float] | None = None) -
         "mae": m.mae(price_true, price_pred),
         "mape": m.mape(price_true, price_pred),
         "direction_accuracy": m.direction_accuracy(y, median),
+        "brier_up": m.brier(p_up, y > 0),
+        "hit_rate_up": m.hit_rate(p_up, y > 0),
         "ic": ics.ic,
         "rank_ic": ics.rank_ic,
         "icir": ics.icir,

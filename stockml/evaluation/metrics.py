@@ -201,6 +201,27 @@ def pit(y: ArrayLike, q: ArrayLike, levels: Sequence[float]) -> FloatArray:
     return np.where(np.isnan(y_) | np.isnan(qa).any(axis=1), math.nan, out)
 
 
+def prob_up(q: ArrayLike, levels: Sequence[float]) -> FloatArray:
+    """P(up): the forecast's probability of a positive (log) return, ``1 - F(0)`` with ``F`` the CDF of
+    :func:`pit` (linear between quantiles, normal tails), per row ``(N,)``. A zero median gives 0.5."""
+    qa = _arr(q)
+    return 1.0 - pit(np.zeros(qa.shape[0]), qa, levels)
+
+
+def brier(prob: ArrayLike, happened: ArrayLike) -> float:
+    """Brier score of probabilities against 0/1 outcomes, ``mean((p - o)^2)``: 0 is perfect, 0.25 a coin."""
+    p, o = _arr(prob), _arr(happened)
+    return _mean((p - o) ** 2)
+
+
+def hit_rate(prob: ArrayLike, happened: ArrayLike) -> float:
+    """Share of calls right: ``p > 0.5`` calls up, ``p < 0.5`` down; ``p == 0.5`` calls nothing and
+    counts half, so a forecast without a view scores 0.5 whatever the base rate."""
+    p, o = _arr(prob), _arr(happened)
+    right = np.where(p == 0.5, 0.5, ((p > 0.5) == (o > 0.5)).astype(np.float64))
+    return _mean(right)
+
+
 def pit_histogram(values: ArrayLike, bins: int = 10) -> FloatArray:
     """Share of the finite PIT ``values`` in each of ``bins`` equal bins of [0, 1], ``(bins,)``; a
     calibrated forecast has every share near ``1 / bins``. NaN everywhere when there is no value."""

@@ -29,6 +29,7 @@ import torch
 
 from stockml.columns import TRADE_DATE, TS_CODE, quantile_column
 from stockml.evaluation.calibration import AciState
+from stockml.evaluation.metrics import prob_up
 from stockml.features import (
     FeatureArtifacts,
     FeatureConfig,
@@ -216,9 +217,10 @@ class Forecaster:
         NaN or absent). For each symbol the window ends at its row dated ``as_of`` (default: its last
         row); a symbol without a full ``lookback`` window ending there is skipped.
 
-        Returns ``ts_code``, ``as_of`` (date), ``horizon`` (1..H) and ``q0.05``...: quantiles of the
+        Returns ``ts_code``, ``as_of`` (date), ``horizon`` (1..H), ``q0.05``...: quantiles of the
         cumulative raw log return from the close at ``as_of`` to the close ``horizon`` trading days
-        later. With ``last_close`` (raw close by ts_code) or a ``close`` column in ``frame``, also
+        later, and ``p_up``: the probability that return is positive (from those quantiles). With
+        ``last_close`` (raw close by ts_code) or a ``close`` column in ``frame``, also
         ``last_close`` and ``price_q0.05``... = ``last_close * exp(q)``.
 
         The quantiles wear ``calibration`` (a state learned since the bundle was made), else the bundle's
@@ -257,6 +259,8 @@ class Forecaster:
         if state is not None:
             _check_calibration(state, self.quantiles, self.horizon)
             out = state.apply(out)
+        qcols = [quantile_column(x) for x in self.quantiles]
+        out["p_up"] = prob_up(out[qcols].to_numpy(np.float64), self.quantiles)  # P(return > 0)
         base = self._last_close(data, rows, codes, last_close)
         if base is not None:
             close = np.repeat(base, h)
