@@ -143,12 +143,15 @@ def _configs(args: argparse.Namespace):  # -> tuple[EvalConfig, TrainConfig]
 
 
 def _print_table(report: EvaluationReport) -> None:
-    keys = ["crps", "skill_crps", "skill_crps_t", "skill_crps_best", "skill_crps_best_t", "rank_ic", "brier_up"]
-    keys.append("coverage_90")
+    keys = ["crps", "skill_crps", "skill_crps_t", "skill_crps_best", "skill_crps_best_t", "rank_ic"]
+    keys += ["brier_up", "coverage_90"]
     print(f"{'name':<18}{'kind':<10}" + "".join(f"{k:>18}" for k in keys))
     for name, r in report.results.items():
         print(f"{name:<18}{r.kind:<10}" + "".join(f"{_fmt(r.metrics.get(k)):>18}" for k in keys))
     print(f"best baseline: {report.best_baseline}")
+    for name, r in report.results.items():
+        for other, versus in (r.vs_models or {}).items():
+            print(f"{name} against {other}: CRPS skill {_fmt(versus.skill_crps)} (t {_fmt(versus.t)})")
     if report.backtest is not None:
         _print_backtest(report.backtest)
 

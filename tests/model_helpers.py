@@ -3,6 +3,9 @@ step's features, plus noise. One copy for the contract and the model-part tests.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pytest
 import torch
 
 from stockml.models import ModelSizes
@@ -19,3 +22,13 @@ def make_batch(seed: int, b: int, t: int, sizes: ModelSizes) -> dict[str, torch.
         "sector": torch.randint(0, max(sizes.n_sectors, 1), (b,), generator=g),
         "target": target,
     }
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models: one torch thread avoids oversubscription on small CI machines. Autouse in every
+    module that imports it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

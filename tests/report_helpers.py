@@ -52,8 +52,9 @@ def _predictions(frame: pd.DataFrame, dates: pd.DatetimeIndex, loc: float, scale
     return pd.concat(parts, ignore_index=True)
 
 
-def synthetic_evaluation(seed: int = 0) -> Evaluation:
-    """The report of two folds of hand-made predictions (fixed timings, so the report is reproducible)."""
+def synthetic_evaluation(seed: int = 0, extra: dict[str, tuple[float, float]] | None = None) -> Evaluation:
+    """The report of two folds of hand-made predictions (fixed timings, so the report is reproducible);
+    ``extra``: more models, name -> (loc, scale) as below."""
     rng = np.random.default_rng(seed)
     dates = pd.bdate_range("2022-01-03", periods=120)
     frame, closes = _market(rng, dates)
@@ -71,6 +72,7 @@ def synthetic_evaluation(seed: int = 0) -> Evaluation:
         "ewma_vol": (0.0, 0.017),
         "lstm": (0.3, 0.016),
         "lstm.seed1": (0.2, 0.018),
+        **(extra or {}),
     }
     outputs = []
     for fold in folds:

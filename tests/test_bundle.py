@@ -162,6 +162,16 @@ def as_cube(out: pd.DataFrame) -> np.ndarray:
                 },
             },
         ),
+        ("hybrid21", {"size": "tiny", "embedding_dim": 2}),
+        (
+            "distilled",
+            {
+                "hidden_size": 8,
+                "teacher": "tcn",
+                "teacher_config": {"hidden_size": 8, "embedding_dim": 2},
+                "student_config": {"hidden_size": 8, "embedding_dim": 2},
+            },
+        ),
     ],
 )
 def test_load_gives_the_models_own_forecasts(tmp_path: Path, name: str, config: dict) -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
+from model_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 
 from stockml.losses import PinballLoss
 from stockml.models import ModelSizes, build_model
@@ -27,14 +27,6 @@ def cross_section(seed: int = 0, d: int = 3, n: int = 6, t: int = 20) -> dict[st
 def build(config: dict | None = None):
     torch.manual_seed(0)
     return build_model("graph", SIZES, config).eval()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_cross_sectional_output_shape_and_order():

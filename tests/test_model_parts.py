@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from model_helpers import make_batch as learnable_batch
+from model_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 
 from stockml.losses import PinballLoss
 from stockml.models import ModelSizes, build_model
@@ -23,14 +24,6 @@ def make_batch(seed: int = 0, b: int = 32, t: int = 20) -> dict[str, torch.Tenso
 def build(name: str, config: dict | None = None, seed: int = 0):
     torch.manual_seed(seed)
     return build_model(name, SIZES, config)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_monotone_quantiles_never_cross_even_for_wild_inputs():

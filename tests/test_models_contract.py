@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from model_helpers import make_batch as learnable_batch
+from model_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 from pydantic import ValidationError
 
 from stockml.losses import LOSSES, PinballLoss
@@ -21,6 +22,8 @@ NAMES = sorted(MODELS)
 EXPECTED = {
     "lstm", "bilstm", "attention_lstm", "tcn", "transformer", "cnn_lstm", "multibranch",
     "ptft", "vssm", "ptft_vssm", "hybrid", "diffusion", "graph", "lightgbm", "unconditional", "ensemble",
+    "hybrid21",
+    "distilled",
 }  # fmt: skip
 # Trained by the gradient trainer alone (not fitted in one call, not an ensemble of such models).
 GRADIENT = [n for n in NAMES if not MODELS[n].fits_whole and n != "ensemble"]
@@ -40,6 +43,9 @@ def inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 TEST_CONFIGS: dict[str, dict] = {  # small and quick where the defaults are slow
     "lightgbm": {"n_estimators": 30, "min_child_samples": 10},
     "ensemble": {"member_configs": {"lightgbm": {"n_estimators": 30, "min_child_samples": 10}}},
+    # here the teacher is untrained, so imitating it would pull towards noise: the student's own objective
+    # (tests/test_distilled.py trains a teacher first and checks the imitation term)
+    "distilled": {"alpha": 0.0},
 }
 
 
@@ -58,15 +64,6 @@ def build(name: str, seed: int = 0, sizes: ModelSizes = SIZES, config: dict | No
         batch["target"] = batch["target"] + 0.5 * (batch["symbol"] % 3)[:, None]
         part.fit_whole({**batch, "mask": torch.ones_like(batch["target"], dtype=torch.bool)}, None, seed)
     return model
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny models: one thread avoids oversubscription on small CI machines.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_registry_names_and_errors():

@@ -173,3 +173,20 @@ def test_daily_markdown_shows_the_target_book_as_research_output(synthetic: Eval
     assert "| 000002.SZ | 50.0% | +0.01230 | buy: rank 1 of 6 |" in text
     assert "| 000001.SZ | 0.0% | -0.00400 | sell: rank 6 of 6, outside the top 1 |" in text
     assert "- **Target portfolio:** lake/portfolios/daily/x.parquet" in text
+
+
+def test_models_are_compared_with_each_other_on_the_same_rows() -> None:
+    """With a second model every model gets ``vs_models``: its CRPS skill and t against each other model
+    (never against an extra seed); the pair's skills mirror each other through their CRPS."""
+    report = synthetic_evaluation(extra={"tcn": (0.1, 0.016)}).report
+    lstm, tcn = report.results["lstm"], report.results["tcn"]
+    assert lstm.vs_models is not None and tcn.vs_models is not None
+    assert set(lstm.vs_models) == {"tcn"} and set(tcn.vs_models) == {"lstm"}
+    assert report.results["lstm.seed1"].vs_models is None
+    crps_l, crps_t = lstm.metrics["crps"], tcn.metrics["crps"]
+    assert lstm.vs_models["tcn"].skill_crps == pytest.approx(1 - crps_l / crps_t)
+    assert tcn.vs_models["lstm"].skill_crps == pytest.approx(1 - crps_t / crps_l)
+    assert lstm.vs_models["tcn"].skill_crps > 0 and lstm.vs_models["tcn"].t > 2  # 0.3 of the truth beats 0.1
+    assert lstm.vs_models["tcn"].t == pytest.approx(-tcn.vs_models["lstm"].t)
+    again = EvaluationReport.from_dict(json.loads(json.dumps(report.to_dict())))
+    assert again.results["lstm"].vs_models == lstm.vs_models

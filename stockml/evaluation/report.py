@@ -7,6 +7,7 @@ Report layout (also in the README)::
      "best_baseline": name, "results": {name: {"kind": "model" | "baseline" | "seed",
                         "metrics": {... horizon 1 ...}, "per_horizon": {"1": {...}, ...},
                         "per_fold": [...], "vs_baselines": {baseline: {skill_crps, t}},
+                        "vs_models": {other model: {skill_crps, t}} (with two models or more),
                         "seeds": {... mean and sd over seeds, when run with several}}},
      "backtest": {"settings": {top_k, drop_n, trade_at, benchmark, costs},
                   "results": {name: {annual_return, sharpe, max_drawdown, ..., perfect_*, random_*}}}}
@@ -126,7 +127,8 @@ def _vs_baselines(
     by_h: dict[str, dict[int, dict[str, float]]],
     quantiles: tuple[float, ...],
 ) -> dict[str, BaselineSkill]:
-    """Horizon 1 (or the shortest): CRPS skill and its Newey-West t against every other baseline."""
+    """Horizon 1 (or the shortest): CRPS skill and its Newey-West t against every other name of
+    ``baselines`` (the baselines, or the run's other models)."""
     out = {}
     for base in (b for b in baselines if b != name):
         h = 1 if 1 in by_h[name] else min(by_h[name], default=1)
@@ -196,6 +198,7 @@ def build_report(
         h: min(baselines, key=lambda n: by_h[n].get(h, {}).get("crps", math.inf))
         for h in (by_h[baselines[0]] if baselines else {})
     }
+    models = [n for n in names if kind_of(n) == "model" and not n.endswith(ACI)]
     results: dict[str, ModelResult] = {}
     for name in names:
         fitted = name.removesuffix(ACI)  # a calibrated row costs what its model did
@@ -213,6 +216,9 @@ def build_report(
             per_fold=_per_fold(predictions, name, quantiles),
             vs_baselines=_vs_baselines(predictions, name, baselines, by_h, quantiles),
             weights=tuple(o.weights[name] for o in outputs if name in o.weights) or None,
+            vs_models=_vs_baselines(predictions, name, models, by_h, quantiles)
+            if name in models and len(models) > 1
+            else None,
         )
     for name in names:
         if kind_of(name) == "model" and any(kind_of(n) == "seed" for n in names if n.startswith(f"{name}.")):

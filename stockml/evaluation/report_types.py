@@ -140,6 +140,9 @@ class ModelResult:
     vs_baselines: dict[str, BaselineSkill]
     seeds: SeedSummary | None = None
     weights: tuple[dict[str, list[float]], ...] | None = None  # an ensemble's, per fold: member -> per level
+    # against every other model of the run (not calibrated rows or extra seeds), when there are others:
+    # e.g. a distilled student against its student model trained alone, on the same rows
+    vs_models: dict[str, BaselineSkill] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -153,6 +156,8 @@ class ModelResult:
             out["seeds"] = self.seeds.to_dict()
         if self.weights is not None:
             out["weights"] = [dict(w) for w in self.weights]
+        if self.vs_models is not None:
+            out["vs_models"] = {name: b.to_dict() for name, b in self.vs_models.items()}
         return out
 
     @classmethod
@@ -166,6 +171,9 @@ class ModelResult:
             vs_baselines={k: BaselineSkill.from_dict(v) for k, v in d.get("vs_baselines", {}).items()},
             seeds=SeedSummary.from_dict(seeds) if seeds is not None else None,
             weights=tuple(dict(w) for w in d["weights"]) if d.get("weights") is not None else None,
+            vs_models={k: BaselineSkill.from_dict(v) for k, v in d["vs_models"].items()}
+            if d.get("vs_models") is not None
+            else None,
         )
 
 

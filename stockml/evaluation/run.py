@@ -166,6 +166,21 @@ def write_artifacts(folder: Path, run: EvalRun) -> dict[str, Path]:
     return {name: path for name, path in parts.items() if any(path.iterdir())}
 
 
+def fitted_configs(run: EvalRun) -> dict[str, dict]:
+    """Per model, the config fields its last fold was built with that differ from the requested config
+    (a size the model resolved from the number of training samples, e.g. ``hybrid21``'s)."""
+    last = run.outputs[-1] if run.outputs else None
+    out: dict[str, dict] = {}
+    for name, model in (last.fitted if last is not None else {}).items():
+        built = model.config.model_dump(mode="json")
+        asked = type(model).config_class.model_validate(run.eval_cfg.model_configs.get(name, {}))
+        requested = asked.model_dump(mode="json")
+        changed = {k: v for k, v in built.items() if requested.get(k) != v}
+        if changed:
+            out[name] = changed
+    return out
+
+
 def _backtest_title(report: EvaluationReport) -> str:
     settings = report.backtest.settings if report.backtest is not None else {}
     book = f"top {settings.get('top_k')}, drop {settings.get('drop_n')}, at the {settings.get('trade_at')}"
@@ -240,6 +255,7 @@ def log_evaluation(
                 "data": report.data.to_dict() | {"symbols": len(report.data.symbols)},
                 "lineage": lineage,
                 "folds": [fold.to_dict() for fold in report.folds],
+                "fitted": fitted_configs(run),
             },
             metrics=metrics,
             step_metrics=steps,

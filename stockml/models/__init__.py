@@ -16,10 +16,12 @@ from stockml.models.base import DEFAULT_QUANTILES, ForecastModel, ModelConfig, M
 from stockml.models.bilstm import BiLSTMModel
 from stockml.models.cnn_lstm import CNNLSTMModel
 from stockml.models.diffusion import DiffusionModel
+from stockml.models.distilled import DistilledModel
 from stockml.models.ensemble import EnsembleModel
 from stockml.models.gbm import LightGBMModel
 from stockml.models.graph import GraphModel
 from stockml.models.hybrid import HybridModel
+from stockml.models.hybrid21 import Hybrid21Model
 from stockml.models.lstm import LSTMModel
 from stockml.models.multibranch import MultiBranchModel
 from stockml.models.ptft import PTFTModel
@@ -41,11 +43,13 @@ MODELS: dict[str, type[ForecastModel]] = {
     "vssm": VSSMModel,
     "ptft_vssm": PTFTVSSMModel,
     "hybrid": HybridModel,
+    "hybrid21": Hybrid21Model,
     "diffusion": DiffusionModel,
     "graph": GraphModel,
     "lightgbm": LightGBMModel,
     "unconditional": UnconditionalModel,
     "ensemble": EnsembleModel,
+    "distilled": DistilledModel,
 }
 
 

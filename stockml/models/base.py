@@ -223,6 +223,11 @@ class ForecastModel(nn.Module):
             head.start_at(values)
         return len(heads)
 
+    def fusion_parameters(self) -> list[nn.Parameter] | None:
+        """The parameters that combine a multi-branch model's branches (gate, fusion, heads), which
+        staged training (``TrainConfig.fusion_epochs``) trains alone first; None: not a fused model."""
+        return None
+
     def get_last_details(self) -> dict[str, Tensor]:
         """Detached tensors from the last forward, for monitoring and logging."""
         return {k: v.detach() for k, v in self.last_outputs.items()}

@@ -182,3 +182,7 @@ class HybridModel(ForecastModel):
 
     def _member(self, name: str) -> ForecastModel:
         return cast(ForecastModel, self.members[name])
+
+    def fusion_parameters(self) -> list[nn.Parameter]:
+        """The gate that mixes the experts: what staged training (``fusion_epochs``) trains alone first."""
+        return list(self.gate.parameters())

@@ -212,7 +212,7 @@ def register_version(
             Path(tmp) / "bundle",
             model=fitted.fitted[name],
             model_name=name,
-            model_config=config,
+            model_config=fitted.fitted[name].config,  # as fitted: a size resolved from the data included
             sizes=fitted.sizes,
             feature_config=run.feature_config,
             feature_columns=features.feature_columns,

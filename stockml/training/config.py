@@ -31,6 +31,9 @@ class TrainConfig(BaseModel):
     loss_config: dict[str, Any] = Field(default_factory=dict)
     progress: bool | None = None  # None: a bar on a terminal, log lines otherwise
     start_at_quantiles: bool = True  # quantile heads start at the training targets' empirical quantiles
+    # Staged training: the first ``fusion_epochs`` epochs train only the model's fusion (its
+    # ``fusion_parameters()``: gate and heads), the branches frozen; then everything. 0: off.
+    fusion_epochs: int = Field(default=0, ge=0)
 
 
 class EvalConfig(BaseModel):

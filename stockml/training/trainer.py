@@ -21,6 +21,7 @@ from torch import nn
 from stockml.losses import build_loss
 from stockml.models import ForecastModel
 from stockml.models.base import Batch, target_quantiles
+from stockml.models.distilled import DistilledModel
 from stockml.models.ensemble import EnsembleModel
 from stockml.training.config import TrainConfig
 from stockml.training.windows import WindowDataset, to_device
@@ -173,8 +174,22 @@ def train_model(
         from stockml.training.ensemble import fit_ensemble  # it fits each member with this function
 
         return fit_ensemble(model, train, valid, cfg)
+    if isinstance(model, DistilledModel):
+        from stockml.training.distill import fit_distilled  # it fits the teacher with this function
+
+        return fit_distilled(model, train, valid, cfg)
     if model.fits_whole:
         return _fit_whole(model, train, valid, cfg)
+    return fit_gradient(model, train, valid, cfg)
+
+
+def fit_gradient(
+    model: ForecastModel, train: WindowDataset, valid: WindowDataset | None, cfg: TrainConfig
+) -> TrainResult:
+    """The gradient loop of :func:`train_model` (seeded here too, so a caller that trained something
+    before, e.g. a teacher, starts this loop where a model trained alone would)."""
+    seed_everything(cfg.seed)
+    stages = _Stages(model, cfg.fusion_epochs)
     by_date = model.cross_sectional
     if cfg.start_at_quantiles and len(train):
         model.start_at_quantiles(empirical_quantiles(train, model.sizes.quantiles))
@@ -189,6 +204,7 @@ def train_model(
     show_bar = cfg.progress if cfg.progress is not None else sys.stderr.isatty()
     result, best_state, bad, began = TrainResult(), None, 0, time.perf_counter()
     for epoch in range(cfg.max_epochs):
+        stages.enter(epoch)
         model.train()
         losses = []
         stream = batches(train, cfg.batch_size, by_date=by_date, shuffle=True, seed=cfg.seed + epoch)
@@ -242,11 +258,34 @@ def train_model(
             if bad >= cfg.patience:
                 result.stopped_early = True
                 break
+    stages.enter(cfg.max_epochs)  # everything as it was before
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
     result.seconds = time.perf_counter() - began
     return result
+
+
+class _Stages:
+    """Staged training: before ``fusion_epochs`` only the model's fusion parameters learn (the branches
+    frozen), from then on every parameter that could learn before (a distilled model's teacher stays
+    frozen)."""
+
+    def __init__(self, model: ForecastModel, fusion_epochs: int):
+        self.fusion_epochs = fusion_epochs
+        self.could = {p: p.requires_grad for p in model.parameters()}
+        fusion = model.fusion_parameters() if fusion_epochs else []
+        if fusion is None:
+            raise ValueError(
+                f"{type(model).__name__} has no fusion parameters: fusion_epochs (staged training) needs "
+                "a model with branches and a fusion, e.g. hybrid or hybrid21"
+            )
+        self.fusion = set(fusion)
+
+    def enter(self, epoch: int) -> None:
+        fusion_only = epoch < self.fusion_epochs
+        for p, could in self.could.items():
+            p.requires_grad_(could and (p in self.fusion or not fusion_only))
 
 
 def empirical_quantiles(ds: WindowDataset, levels: tuple[float, ...]) -> torch.Tensor:

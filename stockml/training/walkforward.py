@@ -16,7 +16,7 @@ from stockml.columns import quantile_column
 from stockml.features import feature_groups, fit_normalizer, fit_symbol_vocab
 from stockml.features.normalizer import NormParams
 from stockml.features.vocab import Vocab
-from stockml.models import ModelSizes, build_model
+from stockml.models import MODELS, ModelSizes, build_config, build_model
 from stockml.models.base import ForecastModel, cpu_state
 from stockml.training.baselines import BASELINES
 from stockml.training.config import EvalConfig, TrainConfig
@@ -118,10 +118,19 @@ def seed_name(model: str, k: int) -> str:
     return f"{model}.seed{k}"
 
 
-def new_model(name: str, sizes: ModelSizes, cfg: EvalConfig, seed: int) -> ForecastModel:
-    """``name`` built from ``seed``: its initial weights never depend on what ran before it."""
+def new_model(
+    name: str, sizes: ModelSizes, cfg: EvalConfig, seed: int, n_train: int | None = None
+) -> ForecastModel:
+    """``name`` built from ``seed``: its initial weights never depend on what ran before it. A model class
+    that sizes itself from the data (a ``sized(config, n_train)`` classmethod) gets ``n_train``, the
+    number of training samples, so the fitted model's config records the size it resolved."""
     seed_everything(seed)
-    return build_model(model_of(name), sizes, cfg.model_configs.get(name))
+    model = model_of(name)
+    config = build_config(model, cfg.model_configs.get(name))
+    sized = getattr(MODELS[model], "sized", None)
+    if n_train is not None and callable(sized):
+        config = sized(config, n_train)
+    return build_model(model, sizes, config)
 
 
 def sizes_for(features: list[str], cfg: EvalConfig, vocab: Vocab, n_sectors: int) -> ModelSizes:
@@ -198,7 +207,7 @@ def run_fold(
     for name in cfg.models:
         for k in range(cfg.seeds):  # extra seeds: predictions only, named "<model>.seed<k>"
             key = name if k == 0 else seed_name(name, k)
-            model = new_model(name, sizes, cfg, train_cfg.seed + k)
+            model = new_model(name, sizes, cfg, train_cfg.seed + k, n_train=len(train))
             result = train_model(
                 model, train, valid, train_cfg.model_copy(update={"seed": train_cfg.seed + k})
             )
@@ -217,7 +226,7 @@ def run_fold(
                 values = importance() if callable(importance) else None
                 if values is not None:
                     out.importances[name] = [float(v) for v in values.cpu()]
-                table = getattr(model, "weight_table", None)  # ensembles: the weights learned on valid
+                table = getattr(model, "weight_table", None)  # ensembles: weights; hybrid21: its gate
                 if callable(table):
                     out.weights[name] = table()
     return out
