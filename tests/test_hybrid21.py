@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from stockml.evaluation.run import EvalRun, fitted_configs
 from stockml.features import FeatureConfig, build_feature_frame
 from stockml.losses import PinballLoss
 from stockml.models import ModelSizes, build_model
+from stockml.models.groups import correlation_groups
 from stockml.models.hybrid21 import SOURCES, Hybrid21Config, Hybrid21Model, group_of
 from stockml.training.config import EvalConfig, TrainConfig
 from stockml.training.walkforward import new_model, run_walk_forward
@@ -212,15 +214,75 @@ def test_explicit_size_is_kept_and_sets_the_width():
     assert Hybrid21Config(hidden_size=12).hidden_size == 12  # unresolved auto: as given
 
 
+class _Sized(SimpleNamespace):
+    def __init__(self, arrays: SimpleNamespace, n: int) -> None:
+        super().__init__(arrays=arrays, rows=np.arange(n))
+        self._n = n
+
+    def __len__(self) -> int:
+        return self._n
+
+
+def _windows(n_days: int, factors: dict[int, int], seed: int = 0) -> _Sized:
+    """Training windows stand-in: symbol ids -> the factor that drives their horizon-1 target."""
+    rng = np.random.default_rng(seed)
+    common = rng.normal(size=(3, n_days))
+    symbol, day, target = [], [], []
+    for sid, factor in factors.items():
+        days = np.arange(n_days) if sid != 7 else np.arange(20)  # symbol 7: too few days
+        noise = rng.normal(size=len(days))
+        symbol.append(np.full(len(days), sid))
+        day.append(days)
+        target.append(common[factor, days] + 0.5 * noise)
+    t = np.concatenate(target)
+    arrays = SimpleNamespace(
+        symbol=np.concatenate(symbol), day=np.concatenate(day), target=np.stack([t, t], axis=1)
+    )
+    return _Sized(arrays, len(t))
+
+
 @pytest.mark.parametrize("configs", [{}, {"hybrid21": {"vol_weight": 0.0}}, {"hybrid21": {"size": "large"}}])
 def test_new_model_sizes_a_model_that_can_size_itself(configs):
     cfg = EvalConfig(models=("hybrid21", "lstm"), model_configs=configs)
-    model = new_model("hybrid21", SIZES, cfg, seed=0, n_train=50_000)
+    train = _Sized(SimpleNamespace(), 50_000)
+    model = new_model("hybrid21", SIZES, cfg, seed=0, train=train)
     explicit = configs.get("hybrid21", {}).get("size")
     assert model.config.size == (explicit or "small")
     assert model.group_encoders[0].hidden_size == model.config.hidden_size
     assert new_model("hybrid21", SIZES, cfg, seed=0).config.size == (explicit or "auto")
-    assert new_model("lstm", SIZES, cfg, seed=0, n_train=50_000).config.hidden_size == 32  # no sized()
+    assert new_model("lstm", SIZES, cfg, seed=0, train=train).config.hidden_size == 32  # no fit_config
+
+
+def test_correlation_groups_cluster_symbols_that_move_together():
+    """Symbols 1-3 follow factor 0, 4-6 factor 1, 8-9 factor 2; symbol 7 has 20 days (too few): 0."""
+    factors = {1: 0, 2: 0, 3: 0, 4: 1, 5: 1, 6: 1, 7: 0, 8: 2, 9: 2}
+    w = _windows(250, factors)
+    groups = correlation_groups(w.arrays.symbol, w.arrays.day, w.arrays.target[:, 0], 11, 3)
+    assert len(groups) == 11 and groups[0] == groups[7] == groups[10] == 0
+    assert (
+        groups[1] == groups[2] == groups[3] and groups[4] == groups[5] == groups[6] and groups[8] == groups[9]
+    )
+    assert len({groups[1], groups[4], groups[8]}) == 3 and set(groups) == {0, 1, 2, 3}
+
+
+def test_fit_config_sets_correlation_groups_and_forward_routes_by_them():
+    factors = {1: 0, 2: 0, 3: 1, 4: 1}
+    cfg = Hybrid21Model.fit_config(
+        Hybrid21Config(group_by="correlation", max_groups=3), _windows(200, factors)
+    )
+    assert cfg.size == "tiny" and cfg.symbol_groups[1] == cfg.symbol_groups[2] != cfg.symbol_groups[3]
+    assert cfg.symbol_groups[3] == cfg.symbol_groups[4] and cfg.symbol_groups[0] == 0
+    assert Hybrid21Model.fit_config(Hybrid21Config(), _windows(200, factors)).symbol_groups == ()  # sector
+    model = build_model("hybrid21", SIZES, cfg.model_dump()).eval()
+    batch = {
+        "x": torch.randn(6, 5, SIZES.n_features),
+        "symbol": torch.tensor([1, 2, 3, 4, 0, 11]),  # 0 and 11 (beyond the fitted vocabulary): unknown
+        "sector": torch.tensor([5, 5, 5, 5, 5, 5]),  # the same sector: only the symbols tell them apart
+        "date": torch.zeros(6, dtype=torch.long),
+    }
+    model(batch)
+    group = model.get_last_details()["group"].tolist()
+    assert group == [cfg.symbol_groups[1]] * 2 + [cfg.symbol_groups[3]] * 2 + [0, 0]
 
 
 def test_walk_forward_records_the_size_and_the_gate_weights():

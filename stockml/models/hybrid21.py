@@ -21,6 +21,7 @@ from stockml.models.base import (
     flatten_for_loss,
 )
 from stockml.models.blocks import StaticEmbedding, with_static
+from stockml.models.groups import TrainingWindows, correlation_groups
 
 Size = Literal["auto", "tiny", "small", "medium", "large"]
 SIZE_HIDDEN: dict[str, int] = {"tiny": 8, "small": 16, "medium": 32, "large": 64}
@@ -39,12 +40,17 @@ class Hybrid21Config(ModelConfig):
     """``size``: ``"auto"`` is resolved from the training samples by :meth:`Hybrid21Model.sized` (the
     walk-forward does it); an explicit size sets ``hidden_size`` from :data:`SIZE_HIDDEN` (a different
     ``hidden_size`` beside it is an error). An unresolved ``"auto"`` uses ``hidden_size`` as given.
-    ``max_groups``: group encoders (see :func:`group_of`). ``trend_weight`` / ``vol_weight``: the weights
-    of the auxiliary losses; 0 skips a term."""
+    ``max_groups``: group encoders. ``group_by``: ``"sector"`` (:func:`group_of`) or ``"correlation"``:
+    symbols clustered by the co-movement of their returns on the training window
+    (:func:`stockml.models.groups.correlation_groups`, set by :meth:`Hybrid21Model.fit_config` into
+    ``symbol_groups``: the group of each symbol id, 0 = unknown; empty until fitted: every row in group 0).
+    ``trend_weight`` / ``vol_weight``: the weights of the auxiliary losses; 0 skips a term."""
 
     size: Size = "auto"
     hidden_size: int = Field(default=16, ge=2)
     max_groups: int = Field(default=8, ge=2)
+    group_by: Literal["sector", "correlation"] = "sector"
+    symbol_groups: tuple[int, ...] = ()
     trend_weight: float = Field(default=0.1, ge=0.0)
     vol_weight: float = Field(default=0.1, ge=0.0)
 
@@ -86,7 +92,8 @@ class Hybrid21Model(ForecastModel):
 
     Input ``x (B, T, F)`` (rows of one or more dates, ``date (B,)``) or ``(D, N, T, F)`` with optional
     ``node_mask (D, N)``; output ``(B, H, Q)`` / ``(D, N, H, Q)``. Rows mix only with valid rows of
-    their own date. Groups come from ``sector`` (:func:`group_of`).
+    their own date. Groups come from ``sector`` (:func:`group_of`), or with ``group_by="correlation"`` from
+    the symbol's cluster of co-moving returns on the training window (``symbol_groups``).
 
     * Sources per row: ``own``, the last GRU state of its group's encoder (each row goes through exactly
       one of ``max_groups`` encoders); ``group``, the mean of ``own`` over the valid rows of its group on
@@ -106,6 +113,7 @@ class Hybrid21Model(ForecastModel):
     """
 
     config_class = Hybrid21Config
+    symbol_group: Tensor
     cross_sectional = True  # group and market means mix the rows of one date
 
     def __init__(self, sizes: ModelSizes, config: Hybrid21Config | None = None):
@@ -124,6 +132,8 @@ class Hybrid21Model(ForecastModel):
         self.head = QuantileHead(d, h, sizes.quantiles)
         self.trend = nn.Linear(d, h)
         self.vol = nn.Linear(d, h)
+        groups = torch.tensor(cfg.symbol_groups or (0,), dtype=torch.long)
+        self.register_buffer("symbol_group", groups.clamp(0, cfg.max_groups - 1), persistent=False)
         self._gate_sum: Tensor | None = None  # eval-mode gate statistics, see weight_table
         self._gate_rows: Tensor | None = None
 
@@ -135,6 +145,25 @@ class Hybrid21Model(ForecastModel):
             return config
         size = size_for(n_train)
         return config.model_copy(update={"size": size, "hidden_size": SIZE_HIDDEN[size]})
+
+    @classmethod
+    def fit_config(cls, config: Hybrid21Config, train: TrainingWindows) -> Hybrid21Config:
+        """``config`` fitted to the training windows ``train``: the size from their number
+        (:meth:`sized`) and, with ``group_by="correlation"``, the symbol groups from their horizon-1
+        targets (returns over a causal volatility, so a volatile stock does not dominate)."""
+        config = cls.sized(config, len(train))
+        if config.group_by != "correlation" or config.symbol_groups:
+            return config
+        arrays, rows = train.arrays, train.rows
+        symbol = arrays.symbol[rows]
+        groups = correlation_groups(
+            symbol,
+            arrays.day[rows],
+            arrays.target[rows, 0],
+            int(symbol.max(initial=0)) + 1,
+            config.max_groups - 1,
+        )
+        return config.model_copy(update={"symbol_groups": groups})
 
     @torch.no_grad()
     def start_at_quantiles(self, values: Tensor) -> int:
@@ -154,9 +183,7 @@ class Hybrid21Model(ForecastModel):
     def forward(self, batch: Batch) -> Tensor:
         x, valid, date, lead = _flat_inputs(batch)
         n = x.shape[0]
-        sector = batch.get("sector")
-        sector = torch.zeros(n, dtype=torch.long, device=x.device) if sector is None else sector.reshape(-1)
-        group = group_of(sector, self.cfg.max_groups)
+        group = self._groups(batch, n, x.device)
         static = self.static({k: batch[k].reshape(-1) for k in ("symbol", "sector") if k in batch})
 
         own = self._own(x, group, valid)
@@ -181,6 +208,16 @@ class Hybrid21Model(ForecastModel):
         if not self.training:
             self._track_gate(weights.detach(), valid)
         return pred.view(*lead, *pred.shape[1:])  # (N, H, Q) -> (..., H, Q)
+
+    def _groups(self, batch: Batch, n: int, device: torch.device) -> Tensor:
+        """``(N,)`` group of every row: by sector, or by the symbol's fitted correlation group."""
+        key = "symbol" if self.cfg.group_by == "correlation" else "sector"
+        ids = batch.get(key)
+        ids = torch.zeros(n, dtype=torch.long, device=device) if ids is None else ids.reshape(-1)
+        if key == "sector":
+            return group_of(ids, self.cfg.max_groups)
+        known = ids < len(self.symbol_group)
+        return torch.where(known, self.symbol_group[ids.clamp(max=len(self.symbol_group) - 1)], 0)
 
     def _own(self, x: Tensor, group: Tensor, valid: Tensor) -> Tensor:
         """``(N, D)``: each valid row through its own group's encoder, once; zero for invalid rows."""

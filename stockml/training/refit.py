@@ -27,7 +27,7 @@ def refit_full(
     window = DateRange(pd.Timestamp(labelled.min()), pd.Timestamp(labelled.max()))
     norm, vocab, arrays, sizes = fit_on_window(frame, features, labels, window, eval_cfg, n_sectors)
     train = WindowDataset.for_segment(arrays, eval_cfg.lookback, window, history_before_start=True)
-    model = new_model(name, sizes, eval_cfg, train_cfg.seed, n_train=len(train))
+    model = new_model(name, sizes, eval_cfg, train_cfg.seed, train=train)
     cfg = train_cfg.model_copy(update={"full_train": True, "max_epochs": max(1, epochs)})
     train_model(model, train, None, cfg)
     fold = Fold(index=-1, train=window, test=window, valid=None)

@@ -119,17 +119,17 @@ def seed_name(model: str, k: int) -> str:
 
 
 def new_model(
-    name: str, sizes: ModelSizes, cfg: EvalConfig, seed: int, n_train: int | None = None
+    name: str, sizes: ModelSizes, cfg: EvalConfig, seed: int, train: WindowDataset | None = None
 ) -> ForecastModel:
     """``name`` built from ``seed``: its initial weights never depend on what ran before it. A model class
-    that sizes itself from the data (a ``sized(config, n_train)`` classmethod) gets ``n_train``, the
-    number of training samples, so the fitted model's config records the size it resolved."""
+    that sets part of its config from the training data (a ``fit_config(config, train)`` classmethod:
+    ``hybrid21``'s size and groups) gets ``train``, so the fitted model's config records what it chose."""
     seed_everything(seed)
     model = model_of(name)
     config = build_config(model, cfg.model_configs.get(name))
-    sized = getattr(MODELS[model], "sized", None)
-    if n_train is not None and callable(sized):
-        config = sized(config, n_train)
+    fit_config = getattr(MODELS[model], "fit_config", None)
+    if train is not None and callable(fit_config):
+        config = fit_config(config, train)
     return build_model(model, sizes, config)
 
 
@@ -207,7 +207,7 @@ def run_fold(
     for name in cfg.models:
         for k in range(cfg.seeds):  # extra seeds: predictions only, named "<model>.seed<k>"
             key = name if k == 0 else seed_name(name, k)
-            model = new_model(name, sizes, cfg, train_cfg.seed + k, n_train=len(train))
+            model = new_model(name, sizes, cfg, train_cfg.seed + k, train=train)
             result = train_model(
                 model, train, valid, train_cfg.model_copy(update={"seed": train_cfg.seed + k})
             )
