@@ -269,18 +269,16 @@ def fit_gradient(
 class _Stages:
     """Staged training: before ``fusion_epochs`` only the model's fusion parameters learn (the branches
     frozen), from then on every parameter that could learn before (a distilled model's teacher stays
-    frozen)."""
+    frozen). A model without a fusion (one ``TrainConfig`` serves every model of an evaluation) trains
+    whole from the start, and the log says so."""
 
     def __init__(self, model: ForecastModel, fusion_epochs: int):
-        self.fusion_epochs = fusion_epochs
-        self.could = {p: p.requires_grad for p in model.parameters()}
         fusion = model.fusion_parameters() if fusion_epochs else []
         if fusion is None:
-            raise ValueError(
-                f"{type(model).__name__} has no fusion parameters: fusion_epochs (staged training) needs "
-                "a model with branches and a fusion, e.g. hybrid or hybrid21"
-            )
-        self.fusion = set(fusion)
+            log.info("%s has no fusion parameters: staged training does not apply", type(model).__name__)
+        self.fusion_epochs = fusion_epochs if fusion is not None else 0
+        self.could = {p: p.requires_grad for p in model.parameters()}
+        self.fusion = set(fusion or [])
 
     def enter(self, epoch: int) -> None:
         fusion_only = epoch < self.fusion_epochs
