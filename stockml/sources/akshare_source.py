@@ -39,7 +39,7 @@ from stockml.sources.akshare_format import (
     bars_from_hist,
     stock_basic_from_listing,
 )
-from stockml.sources.base import DATED_TABLES, REFERENCE_TABLES, MarketData, ReadError
+from stockml.sources.base import MarketData, ReadError, wanted_tables
 from stockml.sources.codes import to_code6, to_ts_code
 from stockml.sources.ratelimit import RateLimiter
 from stockml.sources.retry import HttpSourceConfig, call_with_retries, import_client
@@ -107,7 +107,7 @@ class AkshareSource:
     ) -> MarketData:
         """Bars (and adj_factor) of ``symbols`` (None: every listed A-share) for ``start..end``,
         stock_basic and trade_cal; or only ``tables``."""
-        want = set((*DATED_TABLES, *REFERENCE_TABLES) if tables is None else tables)
+        want = wanted_tables(tables)
         errors: list[ReadError] = []
         out: dict[str, pd.DataFrame] = {}
         if want & {"bars", "adj_factor"}:

@@ -18,6 +18,11 @@ REFERENCE_TABLES = ("stock_basic", "macro")
 DATED_TABLES = tuple(t for t in ("bars", *OPTIONAL_TABLES) if t not in REFERENCE_TABLES)
 
 
+def wanted_tables(tables: Collection[str] | None) -> set[str]:
+    """The tables a ``fetch(..., tables=...)`` asks for: ``None`` means every table."""
+    return set((*DATED_TABLES, *REFERENCE_TABLES) if tables is None else tables)
+
+
 @dataclass(frozen=True)
 class MarketData:
     """The tables one fetch returns, in canonical column names (see :mod:`stockml.columns`).

@@ -23,7 +23,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from stockml.columns import REQUIRED, SOURCE_FILE, SOURCE_ROW
-from stockml.sources.base import DATED_TABLES, REFERENCE_TABLES, MarketData, ReadError
+from stockml.sources.base import MarketData, ReadError, wanted_tables
 from stockml.sources.tushare_format import parse_dates, to_canonical
 
 _SUFFIXES = (".csv", ".parquet")
@@ -159,7 +159,7 @@ class LocalSource:
         tables: Collection[str] | None = None,
     ) -> MarketData:
         data = self._load()
-        wanted = set((*DATED_TABLES, *REFERENCE_TABLES) if tables is None else tables)
+        wanted = wanted_tables(tables)
         out: dict[str, pd.DataFrame | None] = {}
         for table, frame in data.tables().items():
             if table in wanted:

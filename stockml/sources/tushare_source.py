@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from stockml import columns as C
 from stockml.columns import REQUIRED
-from stockml.sources.base import DATED_TABLES, REFERENCE_TABLES, MarketData, ReadError
+from stockml.sources.base import MarketData, ReadError, wanted_tables
 from stockml.sources.ratelimit import RateLimiter
 from stockml.sources.tushare_errors import (
     Failure,
@@ -111,7 +111,7 @@ class TushareSource:
         """Every table for ``start..end`` (inclusive), or only ``tables`` (no call for the others);
         ``symbols`` filters bars and adj_factor."""
         cfg = self.config
-        want = set((*DATED_TABLES, *REFERENCE_TABLES) if tables is None else tables)
+        want = wanted_tables(tables)
         errors: list[ReadError] = []
         by_day = []
         if want & {"bars", "adj_factor"}:

@@ -31,7 +31,7 @@ import pandas as pd
 from pydantic import Field
 
 from stockml import columns as C
-from stockml.sources.base import DATED_TABLES, REFERENCE_TABLES, FatalSourceError, MarketData, ReadError
+from stockml.sources.base import FatalSourceError, MarketData, ReadError, wanted_tables
 from stockml.sources.codes import ts_code_to_yahoo, yahoo_to_ts_code
 from stockml.sources.ratelimit import RateLimiter
 from stockml.sources.retry import (
@@ -91,7 +91,7 @@ class YfinanceSource:
         tables: Collection[str] | None = None,
     ) -> MarketData:
         """Bars and adj_factor of ``symbols`` (required: Yahoo has no market-wide list) for the range."""
-        want = set((*DATED_TABLES, *REFERENCE_TABLES) if tables is None else tables)
+        want = wanted_tables(tables)
         if not want & {"bars", "adj_factor"}:
             return MarketData(bars=_empty(C.BAR_COLS), codes="ticker")
         if not symbols:
