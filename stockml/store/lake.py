@@ -219,20 +219,23 @@ class Lake:
 
     def predictions_path(self, as_of: dt.date, name: str = "daily") -> Path:
         """``<root>/predictions/<name>/<as_of>.parquet``: one file per forecast day, replaced on rerun."""
-        return self.root / PREDICTIONS / name / f"{as_of:%Y-%m-%d}.parquet"
+        return self._dated_path(PREDICTIONS, name, as_of)
 
     def write_predictions(self, frame: pd.DataFrame, as_of: dt.date, name: str = "daily") -> Path:
-        path = self.predictions_path(as_of, name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(frame, path)
-        return path
+        return self._write_dated(frame, self.predictions_path(as_of, name))
 
     def portfolio_path(self, as_of: dt.date, name: str = "daily") -> Path:
         """``<root>/portfolios/<name>/<as_of>.parquet``: the target book for the session after ``as_of``."""
-        return self.root / PORTFOLIOS / name / f"{as_of:%Y-%m-%d}.parquet"
+        return self._dated_path(PORTFOLIOS, name, as_of)
 
     def write_portfolio(self, frame: pd.DataFrame, as_of: dt.date, name: str = "daily") -> Path:
-        path = self.portfolio_path(as_of, name)
+        return self._write_dated(frame, self.portfolio_path(as_of, name))
+
+    def _dated_path(self, kind: str, name: str, as_of: dt.date) -> Path:
+        return self.root / kind / name / f"{as_of:%Y-%m-%d}.parquet"
+
+    @staticmethod
+    def _write_dated(frame: pd.DataFrame, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         _write_atomic(frame, path)
         return path
