@@ -312,9 +312,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     dates = pd.concat([p["date"] for p in predictions.values()])
     lake = Lake(settings_for(None, args.data_dir, None).data_dir)
     data = read_market(lake, dates.min().date(), dates.max().date() + dt.timedelta(days=10))
-    first = next(iter(predictions.values()))
-    n_symbols = first.loc[first["horizon"] == 1, "ts_code"].nunique()
-    cfg = book_config(n_symbols, args.top_k, args.drop_n, args.trade_at)
+    cfg = book_config(next(iter(predictions.values())), args.top_k, args.drop_n, args.trade_at)
     print(
         f"book: top {cfg.strategy.top_k}, drop {cfg.strategy.drop_n}, at the {cfg.trade_at}", file=sys.stderr
     )

@@ -15,5 +15,4 @@ from tasks import PLAIN
 @task(name="target-portfolio", **PLAIN)
 def target_book(forecast: pd.DataFrame, previous: pd.DataFrame | None, as_of: dt.date) -> pd.DataFrame:
     """Tomorrow's book in the evaluation's default size (a fifth of the universe, drop a sixth of it)."""
-    n_symbols = forecast.loc[forecast["horizon"] == 1, "ts_code"].nunique()
-    return target_portfolio(forecast, previous, book_config(n_symbols).strategy, as_of)
+    return target_portfolio(forecast, previous, book_config(forecast).strategy, as_of)

@@ -61,7 +61,7 @@ def test_every_model_and_baseline_is_backtested_with_the_default_book(backtested
     assert (section.settings["top_k"], section.settings["drop_n"]) == (1, 1)
     assert section.settings["costs"]["commission_bp"] == 2.5
     # the same numbers as a backtest of the model's predictions on its own
-    alone = run_backtest(backtested.predictions["lstm"], _bars(), book_config(6))
+    alone = run_backtest(backtested.predictions["lstm"], _bars(), book_config(backtested.predictions["lstm"]))
     assert section.results["lstm"]["annual_return"] == pytest.approx(alone.metrics["annual_return"])
     pd.testing.assert_frame_equal(backtested.backtests["lstm"], alone.daily)
     # a zero-median baseline ranks nothing: its book is the random one

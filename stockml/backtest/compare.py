@@ -29,11 +29,12 @@ def with_adj_factor(bars: pd.DataFrame, adj_factor: pd.DataFrame | None) -> pd.D
 
 
 def book_config(
-    n_symbols: int, top_k: int | None = None, drop_n: int | None = None, trade_at: str = "open"
+    forecast: pd.DataFrame, top_k: int | None = None, drop_n: int | None = None, trade_at: str = "open"
 ) -> BacktestConfig:
-    """The default book for a universe of ``n_symbols``: top ``top_k`` (default a fifth of the universe,
-    1 to 30, so a book always chooses), replacing at most ``drop_n`` a day (default a sixth of the book,
-    at least 1); default costs and rules."""
+    """The default book for the universe of ``forecast`` (the symbols it forecasts at horizon 1): top
+    ``top_k`` (default a fifth of the universe, 1 to 30, so a book always chooses), replacing at most
+    ``drop_n`` a day (default a sixth of the book, at least 1); default costs and rules."""
+    n_symbols = forecast.loc[forecast["horizon"] == 1, "ts_code"].nunique()
     k = top_k if top_k is not None else min(30, max(1, n_symbols // 5))
     n = drop_n if drop_n is not None else max(1, k // 6)
     return BacktestConfig.model_validate(

@@ -28,10 +28,8 @@ def with_backtest(evaluation: Evaluation, data: MarketData, eval_cfg: EvalConfig
     if not eval_cfg.backtest or not names:
         return evaluation
     predictions = {name: evaluation.predictions[name] for name in names}
-    first = predictions[names[0]]
-    n_symbols = first.loc[first["horizon"] == 1, "ts_code"].nunique()
     cfg = book_config(
-        n_symbols, eval_cfg.backtest_top_k, eval_cfg.backtest_drop_n, eval_cfg.backtest_trade_at
+        predictions[names[0]], eval_cfg.backtest_top_k, eval_cfg.backtest_drop_n, eval_cfg.backtest_trade_at
     )
     books = backtest_all(predictions, with_adj_factor(data.bars, data.adj_factor), cfg, data.stock_basic)
     settings = {
