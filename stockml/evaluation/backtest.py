@@ -7,12 +7,11 @@ so its book is its model's.
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 
 from stockml.backtest.compare import backtest_all, book_config, with_adj_factor
 from stockml.evaluation.calibration import SUFFIX as ACI
-from stockml.evaluation.report import Evaluation
+from stockml.evaluation.report import Evaluation, json_safe
 from stockml.evaluation.report_types import BacktestSection
 from stockml.sources.base import MarketData
 from stockml.training.config import EvalConfig
@@ -40,10 +39,7 @@ def with_backtest(evaluation: Evaluation, data: MarketData, eval_cfg: EvalConfig
         "benchmark": BENCHMARK,
         "costs": cfg.costs.model_dump(mode="json"),
     }
-    results = {
-        name: {k: (v if math.isfinite(v) else None) for k, v in book.metrics.items()}
-        for name, book in books.items()
-    }
+    results = {name: json_safe(book.metrics) for name, book in books.items()}
     section = BacktestSection(settings=settings, results=results)
     daily = {name: book.daily for name, book in books.items()}
     return replace(evaluation, report=replace(report, backtest=section), backtests=daily)

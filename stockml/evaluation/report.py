@@ -59,7 +59,7 @@ class Evaluation:
     backtests: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
-def _clean(metrics: dict[str, float]) -> Metrics:
+def json_safe(metrics: dict[str, float]) -> Metrics:
     """JSON-safe: NaN -> None."""
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
 
@@ -116,7 +116,7 @@ def _per_fold(
         m = metrics_for(part, quantiles)
         base = metrics_for(rw[rw["fold"] == fold], quantiles) if rw is not None else {}
         m = {**m, **skill(m, base)}
-        rows.append(FoldScore(int(fold), _clean({k: m[k] for k in PER_FOLD_KEYS if k in m})))
+        rows.append(FoldScore(int(fold), json_safe({k: m[k] for k in PER_FOLD_KEYS if k in m})))
     return tuple(rows)
 
 
@@ -135,7 +135,7 @@ def _vs_baselines(
         crps, ref = by_h[name].get(h, {}).get("crps", math.nan), by_h[base].get(h, {}).get("crps", math.nan)
         at = [p[p["horizon"] == h] for p in (predictions[name], predictions[base])]
         gain = 1.0 - crps / ref if ref > 0 else math.nan
-        clean = _clean({"skill_crps": gain, "t": crps_skill_t(at[0], at[1], h, quantiles)})
+        clean = json_safe({"skill_crps": gain, "t": crps_skill_t(at[0], at[1], h, quantiles)})
         out[base] = BaselineSkill(clean["skill_crps"], clean["t"])
     return out
 
@@ -211,8 +211,8 @@ def build_report(
         top = per_h.get(1, per_h[min(per_h)]) if per_h else {}
         results[name] = ModelResult(
             kind=kind_of(name),
-            metrics=_clean(top),
-            per_horizon={h: _clean(m) for h, m in per_h.items()},
+            metrics=json_safe(top),
+            per_horizon={h: json_safe(m) for h, m in per_h.items()},
             per_fold=_per_fold(predictions, name, quantiles),
             vs_baselines=_vs_baselines(predictions, name, baselines, by_h, quantiles),
             weights=tuple(o.weights[name] for o in outputs if name in o.weights) or None,
